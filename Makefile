@@ -1,0 +1,43 @@
+# sidekey — one command for the whole suite: `make test`.
+# It installs what the tests need when it is missing (Go tools through the
+# module proxy via tools/go.mod; Debian packages with apt-get when run as root).
+
+GO        ?= go
+TOOLS     := $(GO) tool -modfile=tools/go.mod
+FUZZTIME  ?= 5s
+PKGS      := ./...
+
+.PHONY: test deps lint unit fuzz bench demo build
+
+test: deps lint unit fuzz ## everything CI runs
+
+deps: ## tools the tests need
+	@$(GO) mod download
+	@cd tools && $(GO) mod download
+
+lint: ## gofmt, go vet, staticcheck
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	$(TOOLS) staticcheck $(PKGS)
+
+unit: ## all tests with the race detector
+	$(GO) test -race -count=1 -timeout 10m $(PKGS)
+
+fuzz: ## a short run of every fuzz target (seeds also run in `unit`)
+	@set -e; for pkg in $$($(GO) list $(PKGS)); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg >/dev/null || \
+	      { $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; exit 1; }; \
+	  done; \
+	done
+
+bench: ## micro-benchmarks of the request path (see BENCHMARKS.md)
+	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./proxy/ ./tokensource/
+
+demo: ## the demo: simulated platforms behind the proxy on 127.0.0.1:8080
+	$(GO) run . demo
+
+build: ## a static binary, as the Dockerfile builds it
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o bin/sidekey .

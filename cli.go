@@ -1,0 +1,210 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+	"sort"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/sidekey/sidekey/config"
+	"github.com/sidekey/sidekey/providers"
+	"github.com/sidekey/sidekey/server"
+)
+
+// version is set at build time with -ldflags "-X main.version=…"; otherwise
+// it comes from the module's build info.
+var version = ""
+
+const usage = `sidekey — a reverse-proxy token injector
+
+Usage:
+  sidekey serve   --config FILE   run the proxy (FILE may also come from SIDEKEY_CONFIG)
+  sidekey check   --config FILE   validate FILE: exit 0, or one line per problem
+  sidekey demo    [--listen ADDR] simulated platforms behind the proxy, with curl lines
+  sidekey version                 print the version
+`
+
+// errUsage marks a command-line mistake (exit code 2).
+var errUsage = errors.New("usage")
+
+// problemsError carries a config's problems to main, which prints each on
+// its own line (exit code 1).
+type problemsError struct{ problems config.Problems }
+
+func (e *problemsError) Error() string {
+	return "invalid configuration:\n" + e.problems.Error()
+}
+
+// exitCode maps run's error to the process exit code.
+func exitCode(err error) int {
+	if errors.Is(err, errUsage) {
+		return 2
+	}
+	return 1
+}
+
+// run is the whole program: main only calls it.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("%w: no command", errUsage)
+	}
+	cmd, args := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return serveCmd(ctx, args, stderr)
+	case "check":
+		return checkCmd(args, stdout, stderr)
+	case "demo":
+		return demoCmd(ctx, args, stdout, stderr)
+	case "version", "--version", "-v":
+		fmt.Fprintln(stdout, "sidekey", versionString())
+		return nil
+	case "help", "--help", "-h":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("%w: unknown command %q", errUsage, cmd)
+}
+
+// configFlag registers --config on fs, defaulting to $SIDEKEY_CONFIG.
+func configFlag(fs *flag.FlagSet) *string {
+	return fs.String("config", os.Getenv("SIDEKEY_CONFIG"), "configuration `file` (default $SIDEKEY_CONFIG)")
+}
+
+// loadConfig reads, validates and resolves a configuration file. Every
+// problem is reported, each naming its key.
+func loadConfig(path string) (*config.Config, error) {
+	if path == "" {
+		return nil, fmt.Errorf("%w: --config FILE (or SIDEKEY_CONFIG) is required", errUsage)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, asProblems(err)
+	}
+	var problems config.Problems
+	if err := cfg.Validate(); err != nil {
+		var ps config.Problems
+		if !errors.As(err, &ps) {
+			return nil, err
+		}
+		problems = append(problems, ps...)
+	}
+	for name, t := range cfg.Tenants {
+		problems = append(problems, providers.Check(name, t)...)
+	}
+	if len(problems) > 0 {
+		return nil, &problemsError{problems: dedupe(problems)}
+	}
+	return cfg, nil
+}
+
+// asProblems turns a config.Load error into a problemsError when it carries
+// keyed problems.
+func asProblems(err error) error {
+	var ps config.Problems
+	if errors.As(err, &ps) {
+		return &problemsError{problems: ps}
+	}
+	return err
+}
+
+// dedupe sorts problems by key and drops exact repeats (config and
+// providers may both notice the same thing).
+func dedupe(ps config.Problems) config.Problems {
+	seen := make(map[config.Problem]bool, len(ps))
+	out := ps[:0]
+	for _, p := range ps {
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	sortProblems(out)
+	return out
+}
+
+func checkCmd(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := configFlag(fs)
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: ok (%d tenants)\n", *path, len(cfg.Tenants))
+	return nil
+}
+
+func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := configFlag(fs)
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(cfg.Log, stderr)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+	srv, err := server.New(server.Options{Config: cfg, Logger: log, Version: versionString()})
+	if err != nil {
+		return asProblems(err)
+	}
+	return srv.Run(ctx)
+}
+
+// newLogger builds the process logger from the log settings.
+func newLogger(c config.Log, w io.Writer) (*zap.Logger, error) {
+	level, err := zapcore.ParseLevel(c.Level)
+	if err != nil {
+		return nil, fmt.Errorf("log.level: %w", err)
+	}
+	encCfg := zap.NewProductionEncoderConfig()
+	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
+	var enc zapcore.Encoder
+	if c.Format == "console" {
+		encCfg.EncodeLevel = zapcore.CapitalLevelEncoder
+		enc = zapcore.NewConsoleEncoder(encCfg)
+	} else {
+		enc = zapcore.NewJSONEncoder(encCfg)
+	}
+	core := zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), level)
+	return zap.New(core), nil
+}
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "devel"
+}
+
+// sortProblems orders problems by key, then message.
+func sortProblems(ps config.Problems) {
+	sort.Slice(ps, func(i, j int) bool {
+		if ps[i].Key != ps[j].Key {
+			return ps[i].Key < ps[j].Key
+		}
+		return ps[i].Message < ps[j].Message
+	})
+}

@@ -1,0 +1,215 @@
+// Package config reads sidekey's YAML configuration: it expands ${VAR}
+// references from the environment after parsing (so a value can never inject
+// YAML), reads *_file secrets, fills defaults and validates the result with
+// errors that name the offending key.
+package config
+
+import "time"
+
+// Config is the whole configuration file. Zero values mean "use the default";
+// each field's comment gives that default.
+type Config struct {
+	// Listen is the proxy's address. Default "127.0.0.1:8080" (loopback).
+	Listen string `yaml:"listen"`
+	// PublicURL is the base of the OAuth redirect URI
+	// ({public_url}/_sidekey/oauth/callback). Default "http://" + Listen.
+	PublicURL string `yaml:"public_url"`
+	// Storage is where tokens are kept. Default: type file, path "sidekey-data".
+	Storage Storage `yaml:"storage"`
+	// Callers are the programs allowed to call the proxy when it does not
+	// listen on loopback. Keyed by caller name.
+	Callers map[string]*Caller `yaml:"callers"`
+	// AllowUnauthenticated lets a non-loopback listener serve callers without
+	// keys. Default false; logged loudly when true.
+	AllowUnauthenticated bool `yaml:"allow_unauthenticated"`
+	// AdminTokenFile holds the token that unlocks /_sidekey/status, admin and
+	// oauth/connect routes off loopback. Empty: those routes are loopback only.
+	AdminTokenFile string `yaml:"admin_token_file"`
+	// Log configures logging.
+	Log Log `yaml:"log"`
+	// Engine tunes the token engine.
+	Engine Engine `yaml:"engine"`
+	// Upstream tunes the outbound HTTP transport (API and token endpoints).
+	Upstream Upstream `yaml:"upstream"`
+	// ShutdownTimeout bounds the drain of in-flight requests on SIGTERM.
+	// Default 15s.
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// Tenants are the configured tenants, keyed by name
+	// ([a-z0-9][a-z0-9._-]*). The name is the first path segment of a
+	// proxied request.
+	Tenants map[string]*Tenant `yaml:"tenants"`
+}
+
+// Storage selects and configures the token store.
+type Storage struct {
+	// Type is "file" (default), "memory" or "redis".
+	Type string `yaml:"type"`
+	// Path is the file store's directory. Default "sidekey-data".
+	Path string `yaml:"path"`
+	// KeyFile holds the 32-byte key that seals every stored value. Default:
+	// {path}/key, generated with mode 0600 if absent (file store only).
+	KeyFile string `yaml:"key_file"`
+	// Redis configures the redis store (type redis).
+	Redis Redis `yaml:"redis"`
+}
+
+// Redis configures the redis token store.
+type Redis struct {
+	// Addr is host:port. Default "127.0.0.1:6379".
+	Addr string `yaml:"addr"`
+	// Username for Redis ACLs. Empty: none.
+	Username string `yaml:"username"`
+	// Password for Redis. Prefer PasswordFile.
+	Password Secret `yaml:"password"`
+	// PasswordFile is read into Password.
+	PasswordFile string `yaml:"password_file"`
+	// DB is the database number. Default 0.
+	DB int `yaml:"db"`
+	// Prefix is prepended to every key. Default "sidekey".
+	Prefix string `yaml:"prefix"`
+	// TLS enables TLS to Redis. Default false.
+	TLS bool `yaml:"tls"`
+}
+
+// Caller is one program allowed to call the proxy.
+type Caller struct {
+	// KeySHA256 is the hex SHA-256 of the caller's key.
+	KeySHA256 string `yaml:"key_sha256"`
+	// KeyFile holds the caller's key in plain text (hashed on load).
+	KeyFile string `yaml:"key_file"`
+	// Tenants the caller may use.
+	Tenants []string `yaml:"tenants"`
+}
+
+// Log configures the logger.
+type Log struct {
+	// Level is debug, info (default), warn or error.
+	Level string `yaml:"level"`
+	// Format is json (default) or console.
+	Format string `yaml:"format"`
+	// AccessLog writes one line per proxied request. Default true.
+	AccessLog *bool `yaml:"access_log"`
+}
+
+// Engine tunes the token engine.
+type Engine struct {
+	// FetchTimeout bounds one token request. Default 30s.
+	FetchTimeout Duration `yaml:"fetch_timeout"`
+	// MaxActive bounds the number of tenants whose engines are held in
+	// memory. Default 10000.
+	MaxActive int `yaml:"max_active"`
+}
+
+// Upstream tunes the outbound transport.
+type Upstream struct {
+	// DialTimeout bounds a TCP connect. Default 10s.
+	DialTimeout Duration `yaml:"dial_timeout"`
+	// TLSHandshakeTimeout bounds a TLS handshake. Default 10s.
+	TLSHandshakeTimeout Duration `yaml:"tls_handshake_timeout"`
+	// ResponseHeaderTimeout bounds the wait for response headers. Default 60s.
+	ResponseHeaderTimeout Duration `yaml:"response_header_timeout"`
+	// IdleConnTimeout closes idle keep-alive connections. Default 90s.
+	IdleConnTimeout Duration `yaml:"idle_conn_timeout"`
+	// MaxIdleConnsPerHost sizes each upstream's keep-alive pool. Default 256.
+	MaxIdleConnsPerHost int `yaml:"max_idle_conns_per_host"`
+	// MaxReplayBody is the largest request body buffered so that a request
+	// can be replayed after a 401. Default 1 MiB; 0 after defaults never
+	// happens, a negative value disables replay of bodies.
+	MaxReplayBody int64 `yaml:"max_replay_body"`
+}
+
+// Tenant is one API account sidekey holds a token for.
+type Tenant struct {
+	// Provider is istores, storehippo, simplestore, scayle, oauth2 or static.
+	Provider string `yaml:"provider"`
+
+	// ClientID is the OAuth client id.
+	ClientID string `yaml:"client_id"`
+	// ClientSecret is the OAuth client secret.
+	ClientSecret Secret `yaml:"client_secret"`
+	// ClientSecretFile is read into ClientSecret.
+	ClientSecretFile string `yaml:"client_secret_file"`
+	// ClientAuth is how the oauth2 provider authenticates the client:
+	// "header" (HTTP Basic), "body" (form fields) or "" (auto-detect).
+	ClientAuth string `yaml:"client_auth"`
+	// Scopes requested. Joined as each platform wants.
+	Scopes []string `yaml:"scopes"`
+	// TokenParams are extra token request parameters (audience, resource…).
+	TokenParams map[string]string `yaml:"token_params"`
+	// Grant is the oauth2 provider's grant: client_credentials (default) or
+	// refresh_token.
+	Grant string `yaml:"grant"`
+	// RefreshToken seeds the refresh_token grant.
+	RefreshToken Secret `yaml:"refresh_token"`
+	// RefreshTokenFile is read into RefreshToken.
+	RefreshTokenFile string `yaml:"refresh_token_file"`
+
+	// Token is the fixed key of a static tenant.
+	Token Secret `yaml:"token"`
+	// TokenFile is read into Token.
+	TokenFile string `yaml:"token_file"`
+
+	// Store is the StoreHippo store name ({store}.storehippo.com).
+	Store string `yaml:"store"`
+	// TenantSpace is the SCAYLE tenant space ({tenant_space}.auth.scayle.cloud).
+	TenantSpace string `yaml:"tenant_space"`
+	// ShopID is the SCAYLE shop id (sent as X-Shop-Id).
+	ShopID string `yaml:"shop_id"`
+	// IdpKey is the SCAYLE identity provider key.
+	IdpKey string `yaml:"idp_key"`
+	// ShopSecret signs the SCAYLE consent JWT.
+	ShopSecret Secret `yaml:"shop_secret"`
+	// ShopSecretFile is read into ShopSecret.
+	ShopSecretFile string `yaml:"shop_secret_file"`
+
+	// AuthURL overrides the provider's consent URL.
+	AuthURL string `yaml:"auth_url"`
+	// TokenURL overrides the provider's token endpoint.
+	TokenURL string `yaml:"token_url"`
+	// APIURL overrides the provider's API base; proxied paths are appended.
+	APIURL string `yaml:"api_url"`
+	// TokenHeader is the header the token goes into. Default Authorization.
+	TokenHeader string `yaml:"token_header"`
+	// TokenFormat is the header value; {token} is replaced by the token.
+	// Default "Bearer {token}" (for Authorization), "{token}" otherwise.
+	TokenFormat string `yaml:"token_format"`
+	// Headers are static headers added to every proxied request.
+	Headers map[string]string `yaml:"headers"`
+	// RefreshBefore starts a refresh this long before expiry. Zero: once half
+	// the token's lifetime has passed.
+	RefreshBefore Duration `yaml:"refresh_before"`
+}
+
+// Duration is a time.Duration that reads from YAML as "90s", "15m" or a
+// number of seconds.
+type Duration time.Duration
+
+// Secret is a string that never prints: fmt, zap and encoding/json all show
+// "[redacted]". Use string(s) to get the value where it is really needed.
+type Secret string
+
+// Problem is one thing wrong with a configuration, named by its key path
+// ("tenants.acme.client_id").
+type Problem struct {
+	Key     string // dotted key path, e.g. tenants.acme.client_id
+	Message string // what is wrong, e.g. "required"
+}
+
+// Error formats the problem as "key: message".
+func (p Problem) Error() string { return p.Key + ": " + p.Message }
+
+// Problems is every problem found in a configuration. As an error it prints
+// one problem per line.
+type Problems []Problem
+
+// Error prints one "key: message" line per problem.
+func (ps Problems) Error() string {
+	var b []byte
+	for i, p := range ps {
+		if i > 0 {
+			b = append(b, '\n')
+		}
+		b = append(b, p.Error()...)
+	}
+	return string(b)
+}

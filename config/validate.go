@@ -1,0 +1,251 @@
+package config
+
+import (
+	"fmt"
+	"maps"
+	"net"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Validate checks the configuration and returns every problem as Problems
+// sorted by key, or nil when it is fine. It expects defaults to be filled
+// (Parse does that; call SetDefaults on a Config built in code). No
+// message contains a secret's value.
+func (c *Config) Validate() error {
+	var ps Problems
+	c.validateServer(&ps)
+	c.validateStorage(&ps)
+	c.validateTuning(&ps)
+	c.validateCallers(&ps)
+	for _, name := range slices.Sorted(maps.Keys(c.Tenants)) {
+		validateTenant(&ps, name, c.Tenants[name])
+	}
+	return ps.err()
+}
+
+// validateServer checks listen, public_url, the caller requirement off
+// loopback and logging.
+func (c *Config) validateServer(ps *Problems) {
+	listenOK := true
+	if msg := checkHostPort(c.Listen, true); msg != "" {
+		ps.add("listen", msg)
+		listenOK = false
+	}
+	if listenOK && !IsLoopback(c.Listen) && len(c.Callers) == 0 && !c.AllowUnauthenticated {
+		ps.add("listen", "not a loopback address: configure callers (with keys) or set allow_unauthenticated: true")
+	}
+	switch {
+	case c.PublicURL == "" && listenOK:
+		ps.add("public_url", "required")
+	case c.PublicURL != "":
+		if msg := checkURL(c.PublicURL, false); msg != "" {
+			ps.add("public_url", msg)
+		}
+	}
+	oneOf(ps, "log.level", c.Log.Level, "debug", "info", "warn", "error")
+	oneOf(ps, "log.format", c.Log.Format, "json", "console")
+}
+
+// validateStorage checks the token store settings.
+func (c *Config) validateStorage(ps *Problems) {
+	s := c.Storage
+	if !oneOf(ps, "storage.type", s.Type, "file", "memory", "redis") {
+		return
+	}
+	switch s.Type {
+	case "file":
+		if s.Path == "" {
+			ps.add("storage.path", "required for storage type file")
+		}
+	case "redis":
+		if msg := checkHostPort(s.Redis.Addr, false); msg != "" {
+			ps.add("storage.redis.addr", msg)
+		}
+		if s.Redis.DB < 0 {
+			ps.add("storage.redis.db", "must not be negative")
+		}
+	}
+}
+
+// validateTuning checks timeouts and limits.
+func (c *Config) validateTuning(ps *Problems) {
+	positive := []struct {
+		key string
+		d   Duration
+	}{
+		{"engine.fetch_timeout", c.Engine.FetchTimeout},
+		{"upstream.dial_timeout", c.Upstream.DialTimeout},
+		{"upstream.tls_handshake_timeout", c.Upstream.TLSHandshakeTimeout},
+		{"upstream.response_header_timeout", c.Upstream.ResponseHeaderTimeout},
+		{"upstream.idle_conn_timeout", c.Upstream.IdleConnTimeout},
+		{"shutdown_timeout", c.ShutdownTimeout},
+	}
+	for _, p := range positive {
+		if p.d <= 0 {
+			ps.add(p.key, "must be positive")
+		}
+	}
+	if c.Engine.MaxActive <= 0 {
+		ps.add("engine.max_active", "must be positive")
+	}
+	if c.Upstream.MaxIdleConnsPerHost <= 0 {
+		ps.add("upstream.max_idle_conns_per_host", "must be positive")
+	}
+}
+
+// validateCallers checks caller keys and the tenants they name.
+func (c *Config) validateCallers(ps *Problems) {
+	byHash := make(map[string]string, len(c.Callers))
+	for _, name := range slices.Sorted(maps.Keys(c.Callers)) {
+		key := "callers." + name
+		cl := c.Callers[name]
+		switch {
+		case name == "":
+			ps.add("callers", "caller names must not be empty")
+		case hasControl(name):
+			ps.add(key, "caller names must not contain control characters")
+		}
+		if cl == nil {
+			ps.add(key, "must not be empty")
+			continue
+		}
+		hash := strings.ToLower(cl.KeySHA256)
+		switch {
+		case hash == "":
+			ps.add(key, "key_sha256 or key_file is required")
+		case !isSHA256Hex(hash):
+			ps.add(key+".key_sha256", "must be 64 hex characters (the sha256 of the key)")
+		case byHash[hash] != "":
+			ps.add(key+".key_sha256", "same key as callers."+byHash[hash])
+		default:
+			byHash[hash] = name
+		}
+		for i, t := range cl.Tenants {
+			if _, ok := c.Tenants[t]; !ok {
+				ps.addf(key+".tenants["+strconv.Itoa(i)+"]", "unknown tenant %q", t)
+			}
+		}
+	}
+}
+
+// IsLoopback reports whether listen ("host:port", or a bare host) is a
+// loopback address: 127.0.0.0/8, ::1 or localhost. An empty host (all
+// interfaces) is not loopback.
+func IsLoopback(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		host = strings.TrimSuffix(strings.TrimPrefix(listen, "["), "]")
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	addr, err := netip.ParseAddr(host)
+	return err == nil && addr.Unmap().IsLoopback()
+}
+
+// checkHostPort returns what is wrong with addr as a "host:port" address,
+// or "". Port 0 (any free port) is allowed for listeners only.
+func checkHostPort(addr string, listener bool) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "must be host:port, such as 127.0.0.1:8080"
+	}
+	n, err := strconv.ParseUint(port, 10, 16)
+	if err != nil || n == 0 && !listener {
+		return "port must be a number from 1 to 65535"
+	}
+	if host != "" && !validHost(host) {
+		return "invalid host: want an ip address or a dns name"
+	}
+	return ""
+}
+
+// validHost reports whether host is an IP address or a DNS name
+// (underscores allowed, as in docker compose service names).
+func validHost(host string) bool {
+	if _, err := netip.ParseAddr(host); err == nil {
+		return true
+	}
+	host = strings.TrimSuffix(host, ".")
+	if host == "" || len(host) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(host, ".") {
+		if !isLabel(strings.ReplaceAll(label, "_", "-")) {
+			return false
+		}
+	}
+	return true
+}
+
+// isLabel reports whether s is a DNS label: 1-63 letters, digits or '-',
+// neither starting nor ending with '-'.
+func isLabel(s string) bool {
+	if s == "" || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// checkURL returns what is wrong with s as an absolute http(s) URL, or "".
+// Credentials in the URL are refused (URLs get logged); so is a fragment,
+// and a query unless allowQuery.
+func checkURL(s string, allowQuery bool) string {
+	const want = "must be an absolute http or https url"
+	u, err := url.Parse(s)
+	switch {
+	case err != nil, u.Scheme != "http" && u.Scheme != "https", u.Host == "", u.Hostname() == "":
+		return want
+	case u.User != nil:
+		return "must not contain credentials"
+	case !allowQuery && (u.RawQuery != "" || u.ForceQuery):
+		return "must not have a query"
+	case u.Fragment != "" || strings.Contains(s, "#"):
+		return "must not have a fragment"
+	case u.Port() != "":
+		if n, err := strconv.ParseUint(u.Port(), 10, 16); err != nil || n == 0 {
+			return "port must be a number from 1 to 65535"
+		}
+	}
+	return ""
+}
+
+// oneOf records a problem unless v is one of allowed, and reports whether
+// it is.
+func oneOf(ps *Problems, key, v string, allowed ...string) bool {
+	if slices.Contains(allowed, v) {
+		return true
+	}
+	ps.add(key, fmt.Sprintf("must be one of %s; got %q", strings.Join(allowed, ", "), v))
+	return false
+}
+
+// isSHA256Hex reports whether s is 64 hex digits.
+func isSHA256Hex(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+// hasControl reports whether s holds a control character other than tab
+// (CR, LF and NUL above all: they split or end HTTP headers).
+func hasControl(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool {
+		return r < 0x20 && r != '\t' || r == 0x7f
+	})
+}

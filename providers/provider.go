@@ -1,0 +1,188 @@
+// Package providers resolves a configured tenant against its platform: the
+// endpoints (with the platform's defaults applied), the grant that obtains a
+// token, and how that token is injected into proxied requests.
+//
+// Each platform lives in its own file (simplestore.go, oauth2.go, static.go).
+// Providers hold no network state of their own: every Token() call of a
+// Tenant's Source performs exactly one token request. Caching, refresh-ahead
+// and persistence are the tokensource package's job.
+package providers
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/oauth2"
+
+	"github.com/sidekey/sidekey/config"
+)
+
+// Tenant is a configured tenant resolved against its provider: endpoints with
+// defaults applied, the raw grant, and how its token is injected.
+type Tenant struct {
+	// Name is the tenant's name, the first path segment of a proxied request.
+	Name string
+	// Provider is the platform: simplestore, oauth2 or static.
+	Provider string
+	// APIURL is the upstream base; proxied paths are appended. It is an
+	// http or https URL with a host, and never has a query, a fragment,
+	// user info or a trailing slash.
+	APIURL *url.URL
+	// TokenURL is the token endpoint after defaults; nil for providers
+	// without one (static).
+	TokenURL *url.URL
+	// Inject says where and how the token goes into a proxied request.
+	Inject Injection
+	// Headers are static extra headers, canonicalised (from the config's
+	// `headers`; providers may add defaults). Never nil.
+	Headers http.Header
+	// RefreshBefore starts a refresh this long before expiry. Zero: the
+	// engine's default (half the token's lifetime).
+	RefreshBefore time.Duration
+	// Source is the raw grant: every Token() call performs one token request
+	// (no caching; the engine caches). It is safe for concurrent use and
+	// also implements ContextTokenSource.
+	//
+	// A returned token with a zero Expiry has an unknown lifetime (the
+	// provider sent no expires_in): the engine treats it as permanent until
+	// the API answers 401. A token's TokenType is the provider's raw value
+	// and is not used for injection: Inject alone decides the header value.
+	Source oauth2.TokenSource
+}
+
+// ContextTokenSource is a TokenSource whose token request can be bounded or
+// cancelled by a context. Every Tenant.Source implements it; Token() is
+// TokenContext(context.Background()), bounded only by the HTTP client's
+// timeout.
+type ContextTokenSource interface {
+	oauth2.TokenSource
+	TokenContext(ctx context.Context) (*oauth2.Token, error)
+}
+
+// Injection says where the token goes: Header (canonical MIME form) =
+// Prefix + token + Suffix (split from token_format around {token}).
+type Injection struct {
+	Header string // canonical header name, e.g. "Authorization" or "X-Token"
+	Prefix string // text before the token, e.g. "Bearer "
+	Suffix string // text after the token; usually empty
+}
+
+// Value returns the header value that carries token.
+func (i Injection) Value(token string) string {
+	return i.Prefix + token + i.Suffix
+}
+
+// Options configure Build. The zero value is ready to use.
+type Options struct {
+	// HTTPClient sends token requests. Nil: a client with a 30 s overall
+	// timeout that does not follow redirects.
+	HTTPClient *http.Client
+	// Logger receives debug lines about token requests (never a secret or
+	// a token). Nil: zap.NewNop().
+	Logger *zap.Logger
+}
+
+// platform is one provider: its default endpoints, its own configuration
+// checks and how it builds the grant.
+type platform struct {
+	name string
+	// tokenURL is the default token endpoint; "" means token_url is
+	// required (when usesTokenURL).
+	tokenURL string
+	// apiURL is the default API base; "" means api_url is required.
+	apiURL string
+	// usesTokenURL is false for providers that never request a token.
+	usesTokenURL bool
+	// check adds the provider's own problems (required credentials, ...).
+	check func(c *checker)
+	// source builds the grant for a tenant that passed every check.
+	source func(r *resolved, env sourceEnv) ContextTokenSource
+}
+
+// platformNamed returns the provider called name, or nil.
+func platformNamed(name string) *platform {
+	switch name {
+	case "simplestore":
+		return simpleStorePlatform()
+	case "oauth2":
+		return oauth2Platform()
+	case "static":
+		return staticPlatform()
+	}
+	return nil
+}
+
+// platformNames lists the known providers for error messages, sorted.
+const platformNames = "oauth2, simplestore, static"
+
+// sourceEnv is what a platform's source needs besides the tenant.
+type sourceEnv struct {
+	client *http.Client
+	log    *zap.Logger // already named and tagged with the tenant
+}
+
+// Check reports provider-specific problems (unknown provider, missing
+// credentials, unparsable endpoint after defaults, invalid injection or
+// headers) without building anything. Keys are full paths
+// ("tenants.<name>.token_url"). An empty result means Build will succeed.
+func Check(name string, t *config.Tenant) []config.Problem {
+	_, problems := resolve(name, t)
+	return problems
+}
+
+// Build resolves tenant name. A tenant with problems yields a config.Problems
+// error listing every one of them by key path. Empty fields get the
+// provider's defaults; t is not modified and not retained, except that the
+// Source keeps copies of the credentials it sends.
+func Build(name string, t *config.Tenant, opts Options) (*Tenant, error) {
+	r, problems := resolve(name, t)
+	if len(problems) > 0 {
+		return nil, config.Problems(problems)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	log = log.Named("providers").With(zap.String("tenant", name), zap.String("provider", r.p.name))
+	client := opts.HTTPClient
+	if client == nil {
+		client = defaultHTTPClient()
+	}
+	out := &Tenant{
+		Name:          name,
+		Provider:      r.p.name,
+		APIURL:        r.apiURL,
+		TokenURL:      r.tokenURL,
+		Inject:        r.inject,
+		Headers:       r.headers,
+		RefreshBefore: time.Duration(t.RefreshBefore),
+		Source:        r.p.source(r, sourceEnv{client: client, log: log}),
+	}
+	fields := []zap.Field{zap.String("api_url", r.apiURL.String()), zap.String("token_header", r.inject.Header)}
+	if r.tokenURL != nil {
+		fields = append(fields, zap.String("token_url", r.tokenURL.String()))
+	}
+	log.Debug("tenant resolved", fields...)
+	return out, nil
+}
+
+// defaultHTTPClient is used for token requests when Options.HTTPClient is
+// nil. Token endpoints do not redirect; following one would resend the
+// credentials, so a 3xx is reported as a failed request instead.
+func defaultHTTPClient() *http.Client {
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.ResponseHeaderTimeout = 20 * time.Second
+	return &http.Client{
+		Transport: transport,
+		Timeout:   30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}
+}
+
+// timeNow is the clock; tests may swap it.
+var timeNow = time.Now

@@ -1,0 +1,247 @@
+package providers
+
+import (
+	"fmt"
+	"maps"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/sidekey/sidekey/config"
+)
+
+// resolved is a tenant with its provider's defaults applied and every field
+// checked.
+type resolved struct {
+	name     string
+	t        *config.Tenant
+	p        *platform
+	tokenURL *url.URL // nil when the provider has no token endpoint
+	apiURL   *url.URL
+	inject   Injection
+	headers  http.Header
+}
+
+// checker collects problems for one tenant under "tenants.<name>.".
+type checker struct {
+	prefix   string
+	t        *config.Tenant
+	problems []config.Problem
+}
+
+// add records a problem for the tenant's field key (a path below the
+// tenant, e.g. "token_url" or "headers.X-Shop-Id").
+func (c *checker) add(key, format string, args ...any) {
+	c.problems = append(c.problems, config.Problem{Key: c.prefix + key, Message: fmt.Sprintf(format, args...)})
+}
+
+// required records "required" when value is empty.
+func (c *checker) required(key, value string) {
+	if value == "" {
+		c.add(key, "required")
+	}
+}
+
+// resolve applies defaults to t and checks it. It returns the resolved
+// tenant only when there are no problems.
+func resolve(name string, t *config.Tenant) (*resolved, []config.Problem) {
+	c := &checker{prefix: "tenants." + name + ".", t: t}
+	if t == nil {
+		return nil, []config.Problem{{Key: "tenants." + name, Message: "required"}}
+	}
+	if t.Provider == "" {
+		c.add("provider", "required (one of %s)", platformNames)
+		return nil, c.problems
+	}
+	p := platformNamed(t.Provider)
+	if p == nil {
+		c.add("provider", "unknown provider %q (want one of %s)", t.Provider, platformNames)
+		return nil, c.problems
+	}
+	r := &resolved{name: name, t: t, p: p}
+	r.apiURL = c.endpoint("api_url", t.APIURL, p.apiURL, true)
+	if p.usesTokenURL {
+		r.tokenURL = c.endpoint("token_url", t.TokenURL, p.tokenURL, false)
+	}
+	r.inject = c.injection()
+	r.headers = c.headers(r.inject.Header)
+	if t.RefreshBefore < 0 {
+		c.add("refresh_before", "must not be negative")
+	}
+	p.check(c)
+	if len(c.problems) > 0 {
+		return nil, c.problems
+	}
+	return r, nil
+}
+
+// endpoint parses the tenant's value for key, or def when it is empty. An
+// API base may not carry a query and loses its trailing slash, so that a
+// proxied path can simply be appended.
+func (c *checker) endpoint(key, value, def string, api bool) *url.URL {
+	if value == "" {
+		value = def
+	}
+	if value == "" {
+		c.add(key, "required")
+		return nil
+	}
+	u, err := url.Parse(value)
+	switch {
+	case err != nil:
+		// The parse error repeats the URL, which may hold credentials.
+		c.add(key, "not a valid URL")
+	case u.Scheme != "http" && u.Scheme != "https":
+		c.add(key, "must be an http or https URL")
+	case u.Host == "":
+		c.add(key, "must include a host")
+	case u.User != nil:
+		c.add(key, "must not contain credentials")
+	case u.Fragment != "" || strings.Contains(value, "#"):
+		c.add(key, "must not have a fragment")
+	case api && (u.RawQuery != "" || u.ForceQuery):
+		c.add(key, "must not have a query (proxied requests bring their own)")
+	default:
+		if api {
+			u.Path = strings.TrimRight(u.Path, "/")
+			u.RawPath = strings.TrimRight(u.RawPath, "/")
+		}
+		return u
+	}
+	return nil
+}
+
+// injection resolves token_header and token_format: Authorization with
+// "Bearer {token}" by default, "{token}" for any other header.
+func (c *checker) injection() Injection {
+	header := c.t.TokenHeader
+	if header == "" {
+		header = "Authorization"
+	}
+	if !validHeaderName(header) {
+		c.add("token_header", "not a valid header name")
+		return Injection{}
+	}
+	header = textproto.CanonicalMIMEHeaderKey(header)
+	if reservedHeader(header) {
+		c.add("token_header", "%s cannot carry a token", header)
+		return Injection{}
+	}
+	format := c.t.TokenFormat
+	if format == "" {
+		format = "{token}"
+		if header == "Authorization" {
+			format = "Bearer {token}"
+		}
+	}
+	prefix, suffix, found := strings.Cut(format, "{token}")
+	switch {
+	case !found:
+		c.add("token_format", "must contain {token}")
+	case strings.Contains(suffix, "{token}"):
+		c.add("token_format", "must contain {token} only once")
+	case !validHeaderValue(format):
+		c.add("token_format", "must not contain control characters")
+	default:
+		return Injection{Header: header, Prefix: prefix, Suffix: suffix}
+	}
+	return Injection{}
+}
+
+// headers canonicalises the static headers and rejects those that would
+// clash with the token header or with HTTP framing.
+func (c *checker) headers(tokenHeader string) http.Header {
+	h := make(http.Header, len(c.t.Headers))
+	for _, name := range slices.Sorted(maps.Keys(c.t.Headers)) {
+		key := "headers." + name
+		if !validHeaderName(name) {
+			c.add(key, "not a valid header name")
+			continue
+		}
+		canon := textproto.CanonicalMIMEHeaderKey(name)
+		switch {
+		case reservedHeader(canon):
+			c.add(key, "%s cannot be set as a static header", canon)
+		case canon == tokenHeader:
+			c.add(key, "conflicts with token_header (the token goes there)")
+		case h.Get(canon) != "":
+			c.add(key, "duplicate of another header with different case")
+		case !validHeaderValue(c.t.Headers[name]):
+			c.add(key, "must not contain control characters")
+		default:
+			h.Set(canon, c.t.Headers[name])
+		}
+	}
+	return h
+}
+
+// clientAuth checks client_auth: "header", "body" or "" (provider default).
+func (c *checker) clientAuth() {
+	switch c.t.ClientAuth {
+	case "", clientAuthHeader, clientAuthBody:
+	default:
+		c.add("client_auth", "must be header or body")
+	}
+}
+
+// scopes checks every scope is an RFC 6749 scope-token.
+func (c *checker) scopes() {
+	for i, s := range c.t.Scopes {
+		if s == "" || strings.ContainsFunc(s, func(r rune) bool {
+			return r <= ' ' || r == '"' || r == '\\' || r >= 0x7f
+		}) {
+			c.add(fmt.Sprintf("scopes[%d]", i), "not a valid scope (printable ASCII without spaces, quotes or backslashes)")
+		}
+	}
+}
+
+// tokenParams rejects extra token parameters that would override what the
+// provider sends itself.
+func (c *checker) tokenParams(reserved ...string) {
+	for _, name := range slices.Sorted(maps.Keys(c.t.TokenParams)) {
+		switch {
+		case name == "":
+			c.add("token_params", "parameter names must not be empty")
+		case slices.Contains(reserved, name):
+			c.add("token_params."+name, "reserved; sidekey sets %s itself", name)
+		}
+	}
+}
+
+// reservedHeader reports headers that belong to HTTP framing or routing and
+// must not be set from configuration.
+func reservedHeader(canon string) bool {
+	switch canon {
+	case "Host", "Content-Length", "Transfer-Encoding", "Connection", "Keep-Alive",
+		"Proxy-Connection", "Te", "Trailer", "Upgrade":
+		return true
+	}
+	return false
+}
+
+// validHeaderName reports whether s is an RFC 9110 field name (a token).
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		b := s[i]
+		if b >= 0x80 || b <= ' ' || b == 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, b) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// validHeaderValue reports whether s can be sent as a field value: no
+// control characters other than tab.
+func validHeaderValue(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if b := s[i]; (b < ' ' && b != '\t') || b == 0x7f {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,55 @@
+package proxy
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// Error codes the proxy itself answers with, in the JSON body's "error"
+// field and the X-Sidekey-Error header (DESIGN.md, "Errors the proxy itself
+// makes"). Callers script against these strings.
+const (
+	CodeUnknownTenant       = "unknown_tenant"       // 404: no such tenant
+	CodeBadRequest          = "bad_request"          // 400: a target sidekey refuses to route
+	CodeMethodNotAllowed    = "method_not_allowed"   // 405: CONNECT
+	CodeConsentRequired     = "consent_required"     // 503: the tenant needs a person to connect it
+	CodeTokenUnavailable    = "token_unavailable"    // 503: no valid token could be obtained
+	CodeUpstreamUnreachable = "upstream_unreachable" // 502: the API could not be reached
+	CodeUpstreamTimeout     = "upstream_timeout"     // 504: the API did not answer in time
+	CodeCallerUnauthorized  = "caller_unauthorized"  // 401: missing or wrong caller key
+	CodeCallerForbidden     = "caller_forbidden"     // 403: caller may not use this tenant
+	CodeRateLimited         = "rate_limited"         // 429: sidekey's own rate limit
+)
+
+// ErrorHeader is the response header naming the error code on every
+// response sidekey makes itself, so callers can tell them from upstream
+// errors.
+const ErrorHeader = "X-Sidekey-Error"
+
+// errorBody is the JSON shape of a proxy-made error.
+type errorBody struct {
+	Error   string `json:"error"`
+	Message string `json:"message"`
+	Tenant  string `json:"tenant,omitempty"`
+}
+
+// WriteError answers with sidekey's JSON error shape. retryAfter, when
+// positive, becomes a Retry-After header rounded up to whole seconds. message
+// must not contain a secret: callers pass fixed text or errors that are
+// documented as secret-free.
+func WriteError(w http.ResponseWriter, status int, code, tenant, message string, retryAfter time.Duration) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set(ErrorHeader, code)
+	if retryAfter > 0 {
+		secs := int64((retryAfter + time.Second - 1) / time.Second)
+		h.Set("Retry-After", strconv.FormatInt(secs, 10))
+	}
+	w.WriteHeader(status)
+	body, _ := json.Marshal(errorBody{Error: code, Message: message, Tenant: tenant})
+	_, _ = w.Write(append(body, '\n'))
+}

@@ -1,0 +1,221 @@
+// Package proxy routes /{tenant}/{path} to the tenant's API with the
+// tenant's token injected, using httputil.ReverseProxy's Rewrite hook.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/oauth2"
+)
+
+// Lookup finds the route for a tenant name; ok is false for an unknown
+// tenant. It is called on every request and must be fast and safe for
+// concurrent use.
+type Lookup func(tenant string) (rt *Route, ok bool)
+
+// Observer receives one call per proxied request (implemented by the
+// metrics layer). code is the status the caller got.
+type Observer interface {
+	ObserveRequest(tenant string, code int, d time.Duration)
+}
+
+// Options configures a Proxy. Zero values mean defaults.
+type Options struct {
+	// Lookup resolves tenants. Required.
+	Lookup Lookup
+	// Transport sends requests upstream. Default: NewTransport(TransportOptions{}).
+	Transport http.RoundTripper
+	// MaxReplayBody is the largest request body buffered so that a request
+	// can be replayed once after an upstream 401. Default 1 MiB; negative
+	// disables buffering (only bodiless requests are replayed).
+	MaxReplayBody int64
+	// Logger receives error and (when AccessLog) access lines. Default: nop.
+	Logger *zap.Logger
+	// AccessLog writes one info line per request. Default false.
+	AccessLog bool
+	// Observer, when set, sees every request's outcome.
+	Observer Observer
+	// TokenUnavailable maps a token engine error to the status, code,
+	// message and Retry-After the caller gets. Default: 503
+	// token_unavailable with the error's text.
+	TokenUnavailable func(err error) (status int, code, message string, retryAfter time.Duration)
+}
+
+// Proxy is the http.Handler that serves /{tenant}/… requests. It is safe for
+// concurrent use.
+type Proxy struct {
+	opts Options
+	log  *zap.Logger
+	rp   *httputil.ReverseProxy
+}
+
+// stateKey carries a request's *requestState from ServeHTTP to Rewrite and
+// the replaying transport.
+type stateKey struct{}
+
+// requestState is what one request's hooks share. It is pooled: nothing may
+// keep a pointer to it after ServeHTTP returns.
+type requestState struct {
+	statusWriter
+	route  *Route
+	tok    *oauth2.Token // the token injected into the first attempt
+	replay bool          // the body can be sent again
+}
+
+var statePool = sync.Pool{New: func() any { return new(requestState) }}
+
+// New returns a Proxy for opts.
+func New(opts Options) *Proxy {
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	if opts.MaxReplayBody == 0 {
+		opts.MaxReplayBody = 1 << 20
+	}
+	if opts.Transport == nil {
+		opts.Transport = NewTransport(TransportOptions{})
+	}
+	if opts.TokenUnavailable == nil {
+		opts.TokenUnavailable = defaultTokenUnavailable
+	}
+	p := &Proxy{opts: opts, log: opts.Logger}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite:      p.rewrite,
+		Transport:    &replayTransport{base: opts.Transport, proxy: p},
+		BufferPool:   bufferPool{},
+		ErrorHandler: p.upstreamError,
+		ErrorLog:     zap.NewStdLog(opts.Logger.Named("reverseproxy")),
+	}
+	return p
+}
+
+// ServeHTTP routes one request.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	st := statePool.Get().(*requestState)
+	*st = requestState{statusWriter: statusWriter{ResponseWriter: w}}
+	defer func() {
+		*st = requestState{}
+		statePool.Put(st)
+	}()
+	p.serve(st, r)
+	if st.route == nil {
+		return // never reached a tenant: not counted per tenant
+	}
+	tenant, code, d := st.route.name, st.status(), time.Since(start)
+	if p.opts.Observer != nil {
+		p.opts.Observer.ObserveRequest(tenant, code, d)
+	}
+	if p.opts.AccessLog {
+		p.log.Info("request",
+			zap.String("tenant", tenant),
+			zap.String("method", r.Method),
+			zap.String("path", r.URL.Path),
+			zap.Int("status", code),
+			zap.Duration("duration", d),
+			zap.Int64("bytes", st.bytes),
+		)
+	}
+}
+
+// serve does the work of ServeHTTP, writing through st. st.route is set
+// once the request is known to be for a tenant.
+func (p *Proxy) serve(st *requestState, r *http.Request) {
+	w := &st.statusWriter
+	if r.Method == http.MethodConnect {
+		WriteError(w, http.StatusMethodNotAllowed, CodeMethodNotAllowed, "", "CONNECT is not supported", 0)
+		return
+	}
+	t, err := parseTarget(r.RequestURI)
+	if err != nil {
+		WriteError(w, http.StatusBadRequest, CodeBadRequest, "", err.Error(), 0)
+		return
+	}
+	rt, ok := p.opts.Lookup(t.tenant)
+	if !ok {
+		WriteError(w, http.StatusNotFound, CodeUnknownTenant, t.tenant, "no tenant named "+t.tenant, 0)
+		return
+	}
+	st.route = rt
+	out, err := joinURL(rt.upstream, t.rest, t.rawQuery)
+	if err != nil {
+		WriteError(w, http.StatusBadRequest, CodeBadRequest, rt.name, err.Error(), 0)
+		return
+	}
+	if st.tok, err = rt.tokens.TokenContext(r.Context()); err != nil {
+		p.tokenError(w, r, rt.name, err)
+		return
+	}
+	if st.replay, err = prepareReplay(r, p.opts.MaxReplayBody); err != nil {
+		WriteError(w, http.StatusBadRequest, CodeBadRequest, rt.name, "could not read the request body", 0)
+		return
+	}
+	r2 := r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
+	r2.URL = out
+	p.rp.ServeHTTP(w, r2)
+}
+
+// rewrite builds the outbound request: the tenant's URL, no caller
+// credentials, the tenant's token and static headers. It runs after
+// ReverseProxy removed hop-by-hop headers, so nothing it sets is stripped.
+func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
+	st := pr.In.Context().Value(stateKey{}).(*requestState)
+	rt := st.route
+	pr.Out.Host = "" // the upstream's own host, never the caller's
+	h := pr.Out.Header
+	h.Del("Authorization")
+	h.Del("Proxy-Authorization")
+	for k, v := range rt.static {
+		h[k] = v
+	}
+	h[rt.header] = rt.headerValue(st.tok)
+}
+
+// tokenError answers a request whose tenant has no usable token.
+func (p *Proxy) tokenError(w http.ResponseWriter, r *http.Request, tenant string, err error) {
+	if r.Context().Err() != nil {
+		w.WriteHeader(statusClientClosed) // the caller went away; nobody reads this
+		return
+	}
+	status, code, msg, retry := p.opts.TokenUnavailable(err)
+	p.log.Warn("no token for request", zap.String("tenant", tenant), zap.Error(err))
+	WriteError(w, status, code, tenant, msg, retry)
+}
+
+func defaultTokenUnavailable(err error) (int, string, string, time.Duration) {
+	return http.StatusServiceUnavailable, CodeTokenUnavailable, err.Error(), 5 * time.Second
+}
+
+// statusClientClosed is recorded (as nginx does) when the caller went away
+// before an answer was ready.
+const statusClientClosed = 499
+
+// upstreamError answers a request whose upstream round trip failed.
+func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	st, _ := r.Context().Value(stateKey{}).(*requestState)
+	tenant := ""
+	if st != nil {
+		tenant = st.route.name
+	}
+	var te *tokenErr
+	var ne net.Error
+	switch {
+	case errors.As(err, &te):
+		p.tokenError(w, r, tenant, te.err)
+	case r.Context().Err() == context.Canceled:
+		w.WriteHeader(statusClientClosed)
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		p.log.Warn("upstream timeout", zap.String("tenant", tenant), zap.Error(err))
+		WriteError(w, http.StatusGatewayTimeout, CodeUpstreamTimeout, tenant, "the API did not answer in time", 0)
+	default:
+		p.log.Warn("upstream unreachable", zap.String("tenant", tenant), zap.Error(err))
+		WriteError(w, http.StatusBadGateway, CodeUpstreamUnreachable, tenant, "the API could not be reached", 0)
+	}
+}

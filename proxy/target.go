@@ -1,0 +1,107 @@
+package proxy
+
+import (
+	"errors"
+	"net/url"
+	"strings"
+)
+
+// target is a parsed inbound request target: /{tenant}{rest}?{query}.
+type target struct {
+	tenant   string // first path segment, validated as a tenant name
+	rest     string // escaped remainder of the path, "" or starting with "/"
+	rawQuery string // byte-exact query, without "?"
+}
+
+// Errors parseTarget returns; their text is safe to show a caller.
+var (
+	errNotOriginForm = errors.New("request target must be a path (origin-form), not an absolute URL")
+	errNoTenant      = errors.New("request path must start with /{tenant}/")
+	errBadTenant     = errors.New("tenant name must match [a-z0-9][a-z0-9._-]*")
+	errDotSegment    = errors.New("path must not contain '.' or '..' segments")
+	errBadEscape     = errors.New("path contains an invalid percent-escape")
+)
+
+// parseTarget splits a request's RequestURI into tenant, escaped rest path
+// and raw query without decoding or normalising anything, so the upstream
+// receives the caller's bytes. It refuses anything that could leave the
+// tenant's API base: absolute-form targets, dot segments (also when
+// percent-encoded or written with backslashes) and invalid escapes.
+func parseTarget(requestURI string) (target, error) {
+	if !strings.HasPrefix(requestURI, "/") {
+		return target{}, errNotOriginForm
+	}
+	path, query, _ := strings.Cut(requestURI, "?")
+	name, rest, _ := strings.Cut(path[1:], "/")
+	if name == "" {
+		return target{}, errNoTenant
+	}
+	if !ValidTenantName(name) {
+		return target{}, errBadTenant
+	}
+	if rest != "" || strings.HasSuffix(path, "/") {
+		rest = path[1+len(name):]
+	}
+	if err := checkSegments(rest); err != nil {
+		return target{}, err
+	}
+	return target{tenant: name, rest: rest, rawQuery: query}, nil
+}
+
+// ValidTenantName reports whether name matches [a-z0-9][a-z0-9._-]*.
+func ValidTenantName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case i > 0 && (c == '.' || c == '_' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// checkSegments rejects dot segments in an escaped path. It is cheap for
+// the common case: a path with no '.', '%' or '\' is accepted at once.
+func checkSegments(escaped string) error {
+	if !strings.ContainsAny(escaped, ".%\\") {
+		return nil
+	}
+	decoded, err := url.PathUnescape(escaped)
+	if err != nil {
+		return errBadEscape
+	}
+	for seg := range strings.FieldsFuncSeq(decoded, func(r rune) bool { return r == '/' || r == '\\' }) {
+		if seg == "." || seg == ".." {
+			return errDotSegment
+		}
+	}
+	return nil
+}
+
+// joinURL returns the upstream URL for rest (escaped) and rawQuery under
+// base. The result's RawPath carries the caller's escaping byte for byte.
+func joinURL(base *url.URL, rest, rawQuery string) (*url.URL, error) {
+	escaped := strings.TrimSuffix(base.EscapedPath(), "/") + rest
+	if escaped == "" {
+		escaped = "/"
+	}
+	path, err := url.PathUnescape(escaped)
+	if err != nil {
+		return nil, errBadEscape
+	}
+	u := &url.URL{
+		Scheme:   base.Scheme,
+		Host:     base.Host,
+		Path:     path,
+		RawQuery: rawQuery,
+	}
+	if path != escaped {
+		u.RawPath = escaped
+	}
+	return u, nil
+}

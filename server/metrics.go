@@ -1,0 +1,148 @@
+package server
+
+import (
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metrics holds sidekey's Prometheus metrics on a registry of its own (never
+// the global one). Labels carry tenant names and status codes only, never a
+// credential.
+type metrics struct {
+	reg           *prometheus.Registry
+	requests      *prometheus.CounterVec
+	duration      *prometheus.HistogramVec
+	fetches       *prometheus.CounterVec
+	fetchDuration *prometheus.HistogramVec
+
+	perTenant sync.Map // tenant name → *tenantMetrics, so the hot path skips label hashing
+}
+
+// tenantMetrics caches one tenant's resolved children.
+type tenantMetrics struct {
+	duration prometheus.Observer
+	codes    atomic.Pointer[[]codeCounter] // copy-on-write; a handful of codes per tenant
+	mu       sync.Mutex                    // serialises writers of codes
+}
+
+type codeCounter struct {
+	code int
+	c    prometheus.Counter
+}
+
+func newMetrics(status func() map[string]tenantStatus) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sidekey_requests_total",
+			Help: "Proxied requests by tenant and the status code the caller got.",
+		}, []string{"tenant", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "sidekey_request_duration_seconds",
+			Help:    "Time from request to the end of the response, by tenant.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"tenant"}),
+		fetches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sidekey_token_fetches_total",
+			Help: "Token requests to the provider, by tenant and result (ok or error).",
+		}, []string{"tenant", "result"}),
+		fetchDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "sidekey_token_fetch_duration_seconds",
+			Help:    "Duration of token requests to the provider, by tenant.",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"tenant"}),
+	}
+	m.reg.MustRegister(m.requests, m.duration, m.fetches, m.fetchDuration,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		&tokenCollector{status: status},
+	)
+	return m
+}
+
+// ObserveRequest implements proxy.Observer.
+func (m *metrics) ObserveRequest(tenant string, code int, d time.Duration) {
+	tm := m.tenant(tenant)
+	tm.duration.Observe(d.Seconds())
+	tm.counter(m, tenant, code).Inc()
+}
+
+// FetchDone implements tokensource.Observer.
+func (m *metrics) FetchDone(tenant string, d time.Duration, err error) {
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	m.fetches.WithLabelValues(tenant, result).Inc()
+	m.fetchDuration.WithLabelValues(tenant).Observe(d.Seconds())
+}
+
+func (m *metrics) tenant(name string) *tenantMetrics {
+	if v, ok := m.perTenant.Load(name); ok {
+		return v.(*tenantMetrics)
+	}
+	tm := &tenantMetrics{duration: m.duration.WithLabelValues(name)}
+	tm.codes.Store(&[]codeCounter{})
+	v, _ := m.perTenant.LoadOrStore(name, tm)
+	return v.(*tenantMetrics)
+}
+
+func (tm *tenantMetrics) counter(m *metrics, tenant string, code int) prometheus.Counter {
+	for _, cc := range *tm.codes.Load() {
+		if cc.code == code {
+			return cc.c
+		}
+	}
+	tm.mu.Lock()
+	defer tm.mu.Unlock()
+	old := *tm.codes.Load()
+	for _, cc := range old {
+		if cc.code == code {
+			return cc.c
+		}
+	}
+	c := m.requests.WithLabelValues(tenant, strconv.Itoa(code))
+	next := append(old[:len(old):len(old)], codeCounter{code: code, c: c})
+	tm.codes.Store(&next)
+	return c
+}
+
+// tokenCollector reports per-tenant token state at scrape time.
+type tokenCollector struct {
+	status func() map[string]tenantStatus
+}
+
+var (
+	expiryDesc = prometheus.NewDesc("sidekey_token_expiry_seconds",
+		"Seconds until the tenant's current token expires (absent for tokens without expiry).",
+		[]string{"tenant"}, nil)
+	validDesc = prometheus.NewDesc("sidekey_token_valid",
+		"1 when the tenant holds a valid token, else 0.",
+		[]string{"tenant"}, nil)
+)
+
+// Describe implements prometheus.Collector.
+func (c *tokenCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- expiryDesc
+	ch <- validDesc
+}
+
+// Collect implements prometheus.Collector.
+func (c *tokenCollector) Collect(ch chan<- prometheus.Metric) {
+	now := time.Now()
+	for name, st := range c.status() {
+		valid := 0.0
+		if st.Valid {
+			valid = 1
+		}
+		ch <- prometheus.MustNewConstMetric(validDesc, prometheus.GaugeValue, valid, name)
+		if st.Expiry != nil {
+			ch <- prometheus.MustNewConstMetric(expiryDesc, prometheus.GaugeValue, st.Expiry.Sub(now).Seconds(), name)
+		}
+	}
+}

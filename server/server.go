@@ -1,0 +1,274 @@
+// Package server assembles sidekey: tenants and their token engines, the
+// proxy, the /_sidekey/ endpoints, the listener and graceful shutdown.
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+
+	"github.com/sidekey/sidekey/config"
+	"github.com/sidekey/sidekey/proxy"
+)
+
+// Options configures a Server.
+type Options struct {
+	// Config is the validated configuration. Required.
+	Config *config.Config
+	// Logger receives every log line. Default: nop.
+	Logger *zap.Logger
+	// Version is shown on /_sidekey/status.
+	Version string
+}
+
+// Server is a running sidekey instance. Create it with New, serve with
+// Serve or Run, and stop it with Shutdown.
+type Server struct {
+	cfg      *config.Config
+	log      *zap.Logger
+	version  string
+	tenants  map[string]*tenant
+	metrics  *metrics
+	proxy    *proxy.Proxy
+	handler  http.Handler
+	loopback bool   // the listener is loopback: callers and admins are trusted
+	adminSum []byte // sha256 of the admin token; nil: admin routes loopback only
+	callers  *callerSet
+
+	ready        atomic.Bool
+	http         *http.Server
+	shutdownOnce sync.Once
+	shutdownErr  error
+}
+
+// New builds a Server from opts: it resolves every tenant and starts its
+// token engine (tokens are fetched on first use, or ahead by the engine).
+func New(opts Options) (*Server, error) {
+	cfg := opts.Config
+	if cfg == nil {
+		return nil, errors.New("server: no config")
+	}
+	log := opts.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	s := &Server{
+		cfg:      cfg,
+		log:      log,
+		version:  opts.Version,
+		loopback: config.IsLoopback(cfg.Listen),
+	}
+	if cfg.AdminTokenFile != "" {
+		b, err := os.ReadFile(cfg.AdminTokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("server: admin_token_file: %w", err)
+		}
+		sum := sha256.Sum256([]byte(strings.TrimRight(string(b), "\r\n")))
+		s.adminSum = sum[:]
+	}
+	callers, err := newCallerSet(cfg.Callers)
+	if err != nil {
+		return nil, err
+	}
+	s.callers = callers
+	if !s.loopback && cfg.AllowUnauthenticated && callers == nil {
+		log.Warn("listening beyond loopback WITHOUT caller authentication (allow_unauthenticated: true): anyone who can reach " + cfg.Listen + " can use every tenant's credentials")
+	}
+
+	transport := proxy.NewTransport(proxy.TransportOptions{
+		DialTimeout:           time.Duration(cfg.Upstream.DialTimeout),
+		TLSHandshakeTimeout:   time.Duration(cfg.Upstream.TLSHandshakeTimeout),
+		ResponseHeaderTimeout: time.Duration(cfg.Upstream.ResponseHeaderTimeout),
+		IdleConnTimeout:       time.Duration(cfg.Upstream.IdleConnTimeout),
+		MaxIdleConnsPerHost:   cfg.Upstream.MaxIdleConnsPerHost,
+	})
+	tokenClient := &http.Client{Transport: transport, Timeout: time.Duration(cfg.Engine.FetchTimeout)}
+	s.metrics = newMetrics(s.statusMap)
+	s.tenants, err = buildTenants(cfg, tokenClient, s.metrics, log)
+	if err != nil {
+		return nil, err
+	}
+	accessLog := cfg.Log.AccessLog == nil || *cfg.Log.AccessLog
+	s.proxy = proxy.New(proxy.Options{
+		Lookup:           s.lookup,
+		Transport:        transport,
+		MaxReplayBody:    cfg.Upstream.MaxReplayBody,
+		Logger:           log.Named("proxy"),
+		AccessLog:        accessLog,
+		Observer:         s.metrics,
+		TokenUnavailable: tokenUnavailable,
+	})
+	s.handler = s.routes()
+	s.ready.Store(true)
+	return s, nil
+}
+
+// lookup resolves a tenant for the proxy.
+func (s *Server) lookup(name string) (*proxy.Route, bool) {
+	t, ok := s.tenants[name]
+	if !ok {
+		return nil, false
+	}
+	return t.route, true
+}
+
+// Handler returns the server's whole HTTP handler (proxy and /_sidekey/).
+func (s *Server) Handler() http.Handler { return s.handler }
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /_sidekey/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /_sidekey/readyz", s.readyz)
+	mux.Handle("GET /_sidekey/metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /_sidekey/status", s.adminOnly(http.HandlerFunc(s.statusPage)))
+	mux.HandleFunc("/_sidekey/", func(w http.ResponseWriter, r *http.Request) {
+		proxy.WriteError(w, http.StatusNotFound, "not_found", "", "no such sidekey endpoint", 0)
+	})
+	var p http.Handler = s.proxy
+	if !s.loopback && s.callers != nil {
+		p = s.callers.guard(p)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.RequestURI, "/_sidekey/") {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		p.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+	if !s.ready.Load() {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "shutting down"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (s *Server) statusMap() map[string]tenantStatus {
+	out := make(map[string]tenantStatus, len(s.tenants))
+	for name, t := range s.tenants {
+		out[name] = t.status()
+	}
+	return out
+}
+
+func (s *Server) statusPage(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, struct {
+		Version string                  `json:"version"`
+		Tenants map[string]tenantStatus `json:"tenants"`
+	}{s.version, s.statusMap()})
+}
+
+// adminOnly lets a request through on a loopback listener, or with
+// "Authorization: Bearer <admin token>".
+func (s *Server) adminOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.loopback {
+			h.ServeHTTP(w, r)
+			return
+		}
+		if s.adminSum != nil {
+			if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+				sum := sha256.Sum256([]byte(tok))
+				if subtle.ConstantTimeCompare(sum[:], s.adminSum) == 1 {
+					h.ServeHTTP(w, r)
+					return
+				}
+			}
+		}
+		proxy.WriteError(w, http.StatusUnauthorized, proxy.CodeCallerUnauthorized, "", "this endpoint needs the admin token", 0)
+	})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// Serve accepts connections on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	s.http = &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          zap.NewStdLog(s.log.Named("http")),
+	}
+	err := s.http.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Run listens on the configured address and serves until ctx is done, then
+// shuts down gracefully within the configured shutdown_timeout.
+func (s *Server) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("server: listen: %w", err)
+	}
+	return s.RunListener(ctx, ln)
+}
+
+// RunListener is Run on a listener the caller opened.
+func (s *Server) RunListener(ctx context.Context, ln net.Listener) error {
+	s.log.Info("sidekey listening", zap.String("addr", ln.Addr().String()), zap.Int("tenants", len(s.tenants)))
+	errc := make(chan error, 1)
+	go func() { errc <- s.Serve(ln) }()
+	select {
+	case err := <-errc:
+		s.closeEngines()
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), time.Duration(s.cfg.ShutdownTimeout))
+	defer cancel()
+	err := s.Shutdown(sctx)
+	<-errc
+	return err
+}
+
+// Shutdown marks the server not ready, stops accepting connections, waits
+// for in-flight requests until ctx is done (then closes what remains), and
+// stops every token engine. It is safe to call more than once.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.shutdownOnce.Do(func() {
+		s.ready.Store(false)
+		s.log.Info("shutting down: draining in-flight requests")
+		if s.http != nil {
+			if err := s.http.Shutdown(ctx); err != nil {
+				s.shutdownErr = fmt.Errorf("server: drain: %w", err)
+				_ = s.http.Close()
+			}
+		}
+		s.closeEngines()
+	})
+	return s.shutdownErr
+}
+
+func (s *Server) closeEngines() {
+	for _, t := range s.tenants {
+		t.engine.Close()
+	}
+}

@@ -1,0 +1,34 @@
+package tokensource
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ErrClosed is returned by TokenContext, and by waiters of a fetch in
+// progress, once the Source has been closed.
+var ErrClosed = errors.New("tokensource: closed")
+
+// FetchError is returned when no valid token exists and the last fetch
+// failed. Until RetryAfter has passed the Source returns it without asking
+// the identity provider again; then the next attempt runs.
+//
+// Err is the raw source's error (so errors.As still finds, for example, an
+// *oauth2.RetrieveError and the provider's error code), a wrapped
+// context.DeadlineExceeded when the fetch outlived Options.FetchTimeout, or a
+// description of an unusable token.
+type FetchError struct {
+	Name       string        // tenant name (Options.Name)
+	Err        error         // why the last fetch failed
+	RetryAfter time.Duration // time until the next attempt; > 0
+}
+
+// Error returns "tokensource: <name>: fetching token: <err> (next attempt in <d>)".
+func (e *FetchError) Error() string {
+	return fmt.Sprintf("tokensource: %s: fetching token: %v (next attempt in %s)",
+		e.Name, e.Err, e.RetryAfter.Round(time.Millisecond))
+}
+
+// Unwrap returns Err.
+func (e *FetchError) Unwrap() error { return e.Err }

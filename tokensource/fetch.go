@@ -1,0 +1,218 @@
+package tokensource
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/oauth2"
+)
+
+// flight is one fetch attempt, shared by every caller waiting for it.
+type flight struct {
+	done    chan struct{} // closed once tok or err is set
+	tok     *oauth2.Token
+	err     error
+	start   time.Time   // for the reported duration
+	ahead   bool        // a valid token was being served when it started
+	timeout *time.Timer // ends the flight after Options.FetchTimeout
+}
+
+// outcome is what a finished fetch reports once the lock is released.
+type outcome struct {
+	attempt bool          // it ended a flight; false: a late result of an abandoned call
+	took    time.Duration // duration of the attempt
+	err     error         // nil: a token was fetched
+	expiry  time.Time     // the new token's expiry
+	retry   time.Duration // after a failure: delay before the next attempt
+	streak  int           // after a failure: consecutive failures
+}
+
+// startLocked starts a flight. The raw source is called unless a call from
+// an abandoned flight is still running: then that call's result, when it
+// comes, ends this flight, so src never runs twice at once.
+func (s *Source) startLocked(now time.Time) *flight {
+	f := &flight{done: make(chan struct{}), start: time.Now(), ahead: s.cur.Load().valid(now)}
+	s.flight = f
+	s.refreshing.Store(true)
+	s.fetches++
+	f.timeout = time.AfterFunc(s.opts.FetchTimeout, func() { s.expire(f) })
+	if !s.calling {
+		s.calling = true
+		s.callStart = f.start
+		go s.call()
+	}
+	return f
+}
+
+// call runs the raw source once and hands its result to the current flight.
+func (s *Source) call() {
+	tok, err := s.src.Token()
+	s.mu.Lock()
+	s.calling = false
+	o := s.finishLocked(s.flight, tok, err)
+	s.mu.Unlock()
+	s.report(o)
+}
+
+// expire ends flight f as failed once it has run for FetchTimeout. The raw
+// source call goes on; see startLocked.
+func (s *Source) expire(f *flight) {
+	s.mu.Lock()
+	if s.flight != f {
+		s.mu.Unlock()
+		return
+	}
+	err := fmt.Errorf("no token within %s: %w", s.opts.FetchTimeout, context.DeadlineExceeded)
+	o := s.finishLocked(f, nil, err)
+	s.mu.Unlock()
+	s.report(o)
+}
+
+// finishLocked records the result of a fetch, publishes a new token or
+// schedules the retry, and ends f (nil: a late result with no flight to
+// end). A late failure is dropped (its flight already failed); a late token
+// is used, as it is the newest the source has issued.
+func (s *Source) finishLocked(f *flight, tok *oauth2.Token, err error) *outcome {
+	if s.closed {
+		return nil // Close has ended the flight
+	}
+	now := s.opts.Now()
+	if err == nil {
+		err = checkToken(tok, now)
+	}
+	o := &outcome{attempt: f != nil, err: err, took: time.Since(s.callStart)}
+	if f != nil {
+		f.timeout.Stop()
+		s.flight = nil
+		s.refreshing.Store(false)
+		o.took = time.Since(f.start)
+	}
+	if err != nil {
+		if f == nil {
+			return nil
+		}
+		s.failures++
+		s.failStreak++
+		o.retry = backoff(s.failStreak, s.opts.MinBackoff, s.opts.MaxBackoff)
+		o.streak = s.failStreak
+		s.nextAttempt = now.Add(o.retry)
+		s.lastErr = err
+		if st := s.cur.Load(); st.valid(now) { // keep serving it; no refresh before the retry
+			s.cur.Store(st.withRefreshAt(s.nextAttempt))
+		}
+		s.armLocked(now, s.nextAttempt)
+		f.err = &FetchError{Name: s.opts.Name, Err: err, RetryAfter: o.retry}
+		close(f.done)
+		return o
+	}
+	st := newState(tok, now, s.opts.RefreshBefore)
+	s.cur.Store(st)
+	s.lastRefresh, s.lastErr, s.failStreak, s.nextAttempt = now, nil, 0, time.Time{}
+	if f == nil || f.ahead { // the previous token lived to its refresh
+		s.rejects = 0
+	}
+	if st.refreshAt.IsZero() {
+		s.stopTimerLocked()
+	} else {
+		s.armLocked(now, st.refreshAt)
+	}
+	if f != nil {
+		f.tok = tok
+		close(f.done)
+	}
+	o.expiry = tok.Expiry
+	return o
+}
+
+// checkToken rejects tokens that cannot be served.
+func checkToken(tok *oauth2.Token, now time.Time) error {
+	switch {
+	case tok == nil:
+		return errors.New("source returned no token")
+	case tok.AccessToken == "":
+		return errors.New("source returned an empty access token")
+	case !tok.Expiry.IsZero() && !now.Before(tok.Expiry):
+		return fmt.Errorf("source returned a token that expired at %s", tok.Expiry.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// report logs o and tells the observer; it runs without the lock held.
+func (s *Source) report(o *outcome) {
+	if o == nil {
+		return
+	}
+	if o.err != nil {
+		s.log.Warn("token fetch failed", zap.Error(o.err), zap.Duration("took", o.took),
+			zap.Duration("retry_in", o.retry), zap.Int("consecutive_failures", o.streak))
+	} else {
+		expiry := zap.Time("expiry", o.expiry)
+		if o.expiry.IsZero() {
+			expiry = zap.String("expiry", "never")
+		}
+		s.log.Info("token fetched", expiry, zap.Duration("took", o.took), zap.Bool("late", !o.attempt))
+	}
+	if o.attempt && s.opts.Observer != nil {
+		s.opts.Observer.FetchDone(s.opts.Name, o.took, o.err)
+	}
+}
+
+// armLocked sets the timer to fire at at (at once if that has passed).
+func (s *Source) armLocked(now, at time.Time) {
+	d := max(at.Sub(now), 0)
+	if s.timer == nil {
+		s.timer = time.AfterFunc(d, s.onTimer)
+		return
+	}
+	s.timer.Reset(d)
+}
+
+func (s *Source) stopTimerLocked() {
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+}
+
+// onTimer starts a due refresh or retry. The timer may fire late or
+// stale, so it re-checks everything and re-arms when it is early.
+func (s *Source) onTimer() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.flight != nil {
+		return
+	}
+	now := s.opts.Now()
+	if now.Before(s.nextAttempt) {
+		s.armLocked(now, s.nextAttempt)
+		return
+	}
+	if st := s.cur.Load(); st.valid(now) && !st.refreshDue(now) {
+		if !st.refreshAt.IsZero() {
+			s.armLocked(now, st.refreshAt)
+		}
+		return
+	}
+	s.startLocked(now)
+}
+
+// backoff returns the delay after the n-th consecutive failure (n ≥ 1): a
+// random point in the upper half of a step that doubles from 2·lo up to hi,
+// and never below lo ("equal jitter"). Each delay is at least the previous
+// step, so retries space out steadily while replicas that failed together
+// still spread apart.
+func backoff(n int, lo, hi time.Duration) time.Duration {
+	step := lo
+	for range n {
+		if step > hi/2 {
+			step = hi
+			break
+		}
+		step *= 2
+	}
+	step = min(step, hi)
+	return max(step/2+rand.N(step/2+1), lo)
+}

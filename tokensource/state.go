@@ -1,0 +1,64 @@
+package tokensource
+
+import (
+	"time"
+
+	"golang.org/x/oauth2"
+)
+
+// maxSkew is the largest clock-skew margin taken off a token's expiry. A
+// token's margin is the smaller of maxSkew and a tenth of its lifetime, so
+// short-lived tokens stay usable.
+const maxSkew = 5 * time.Second
+
+// state is one published token with the times derived from it. A state is
+// immutable once stored in Source.cur; the hot path reads it without locks.
+type state struct {
+	tok       *oauth2.Token
+	fetchedAt time.Time // when the fetch that produced tok completed
+	expiry    time.Time // effective expiry (tok.Expiry less the skew margin); zero: never
+	refreshAt time.Time // when a background refresh is due; zero: never
+}
+
+// newState derives the effective expiry and the refresh time of tok, fetched
+// at fetchedAt. refreshBefore is Options.RefreshBefore (0: at half life).
+//
+// The refresh time is effective expiry − refreshBefore, but never earlier than
+// a tenth of the lifetime after the fetch: a refreshBefore as long as the
+// token's life would otherwise refresh in a loop.
+func newState(tok *oauth2.Token, fetchedAt time.Time, refreshBefore time.Duration) *state {
+	st := &state{tok: tok, fetchedAt: fetchedAt}
+	if tok.Expiry.IsZero() {
+		return st // permanent: only Invalidate drops it
+	}
+	life := tok.Expiry.Sub(fetchedAt)
+	st.expiry = tok.Expiry.Add(-min(maxSkew, life/10))
+	if refreshBefore <= 0 {
+		st.refreshAt = fetchedAt.Add(life / 2)
+		return st
+	}
+	st.refreshAt = st.expiry.Add(-refreshBefore)
+	if earliest := fetchedAt.Add(life / 10); st.refreshAt.Before(earliest) {
+		st.refreshAt = earliest
+	}
+	return st
+}
+
+// valid reports whether st holds a token that may be served at now.
+func (st *state) valid(now time.Time) bool {
+	return st != nil && (st.expiry.IsZero() || now.Before(st.expiry))
+}
+
+// refreshDue reports whether a background refresh of st should start at now.
+func (st *state) refreshDue(now time.Time) bool {
+	return !st.refreshAt.IsZero() && !now.Before(st.refreshAt)
+}
+
+// withRefreshAt returns a copy of st whose next refresh is at t; it is
+// published after a failed background refresh so that the hot path does not
+// try again before the backoff has passed.
+func (st *state) withRefreshAt(t time.Time) *state {
+	c := *st
+	c.refreshAt = t
+	return &c
+}
