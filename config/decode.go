@@ -8,9 +8,10 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// maxVisits bounds the work of one decode, so that a small file full of
+// visitBudget bounds the work of decoding a document of n nodes: a little
+// more than visiting each node a few times, so that a small file full of
 // aliases ("billion laughs") cannot make it explode.
-const maxVisits = 1 << 20
+func visitBudget(n int) int { return 1<<16 + 8*n }
 
 // decoder fills a Go value from a YAML node tree. Unlike yaml's own decoder it
 // names every problem by its full key path, rejects unknown and duplicate
@@ -18,7 +19,8 @@ const maxVisits = 1 << 20
 type decoder struct {
 	expanded map[*yaml.Node]bool // scalars filled from the environment: always strings
 	problems *Problems
-	visits   int                 // nodes visited so far, bounded by maxVisits
+	visits   int                 // nodes visited so far
+	budget   int                 // most visits allowed (visitBudget)
 	merging  map[*yaml.Node]bool // mappings whose merge keys (<<) are being resolved
 }
 
@@ -33,10 +35,10 @@ var durationType = reflect.TypeFor[Duration]()
 // spend counts one visit and reports whether the budget allows it.
 func (d *decoder) spend(path string) bool {
 	d.visits++
-	if d.visits == maxVisits {
+	if d.visits == d.budget {
 		d.problems.add(path, "document too complex (too many aliases)")
 	}
-	return d.visits < maxVisits
+	return d.visits < d.budget
 }
 
 // decode fills v from n; path names n in problems.
@@ -157,13 +159,13 @@ func (d *decoder) str(path string, n *yaml.Node, v reflect.Value) {
 
 // scalar fills a bool or a number using yaml's own rules.
 func (d *decoder) scalar(path string, n *yaml.Node, v reflect.Value) {
-	want := "must be a " + v.Kind().String()
+	want, wholeNumber := "must be a "+v.Kind().String(), false
 	switch v.Kind() {
 	case reflect.Bool:
 		want = "must be true or false"
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
 		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		want = "must be a whole number"
+		want, wholeNumber = "must be a whole number", true
 	}
 	if n.Kind != yaml.ScalarNode {
 		d.problems.add(path, want)
@@ -173,7 +175,8 @@ func (d *decoder) scalar(path string, n *yaml.Node, v reflect.Value) {
 		v.SetZero()
 		return
 	}
-	if err := n.Decode(v.Addr().Interface()); err != nil {
+	// yaml would truncate 1.5 into an int: only integers fill integers.
+	if wholeNumber && n.ShortTag() != "!!int" || n.Decode(v.Addr().Interface()) != nil {
 		d.problems.add(path, want)
 	}
 }

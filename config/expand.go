@@ -13,6 +13,7 @@ import (
 type expander struct {
 	getenv   func(string) (string, bool)
 	expanded map[*yaml.Node]bool // scalars whose value came (partly) from the environment
+	nodes    int                 // nodes walked
 	problems *Problems
 }
 
@@ -20,6 +21,7 @@ type expander struct {
 // aliases are not followed (their anchor is expanded where it is defined, so
 // each node is expanded exactly once).
 func (e *expander) walk(path string, n *yaml.Node) {
+	e.nodes++
 	switch n.Kind {
 	case yaml.DocumentNode:
 		for _, c := range n.Content {

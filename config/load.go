@@ -60,7 +60,12 @@ func Parse(data []byte, opts ParseOptions) (*Config, error) {
 	if root != nil {
 		e := expander{getenv: opts.Getenv, expanded: map[*yaml.Node]bool{}, problems: &problems}
 		e.walk("", root)
-		d := decoder{expanded: e.expanded, problems: &problems, merging: map[*yaml.Node]bool{}}
+		d := decoder{
+			expanded: e.expanded,
+			problems: &problems,
+			budget:   visitBudget(e.nodes),
+			merging:  map[*yaml.Node]bool{},
+		}
 		d.decode("", root, reflect.ValueOf(c).Elem())
 	}
 	skip := make(map[string]bool, len(problems))

@@ -38,7 +38,8 @@ func (s Secret) Format(f fmt.State, verb rune) {
 }
 
 // MarshalJSON encodes the secret as the JSON string "[redacted]" ("" when
-// empty).
+// empty). encoding/json does not call it for map keys: never key a map by a
+// Secret.
 func (s Secret) MarshalJSON() ([]byte, error) { return json.Marshal(s.shown()) }
 
 // MarshalText returns "[redacted]" ("" when empty).

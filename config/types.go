@@ -136,8 +136,8 @@ type Tenant struct {
 	Scopes []string `yaml:"scopes"`
 	// TokenParams are extra token request parameters (audience, resource…).
 	TokenParams map[string]string `yaml:"token_params"`
-	// Grant is the oauth2 provider's grant: client_credentials (default) or
-	// refresh_token.
+	// Grant is the oauth2 provider's grant: client_credentials (default),
+	// refresh_token or authorization_code (which needs auth_url).
 	Grant string `yaml:"grant"`
 	// RefreshToken seeds the refresh_token grant.
 	RefreshToken Secret `yaml:"refresh_token"`

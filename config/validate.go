@@ -38,10 +38,12 @@ func (c *Config) validateServer(ps *Problems) {
 	if listenOK && !IsLoopback(c.Listen) && len(c.Callers) == 0 && !c.AllowUnauthenticated {
 		ps.add("listen", "not a loopback address: configure callers (with keys) or set allow_unauthenticated: true")
 	}
+	// A public_url derived from a broken listen is not a second problem.
+	derived := c.PublicURL == strings.TrimRight(defaultPublicURL(c.Listen), "/")
 	switch {
 	case c.PublicURL == "" && listenOK:
 		ps.add("public_url", "required")
-	case c.PublicURL != "":
+	case c.PublicURL != "" && (listenOK || !derived):
 		if msg := checkURL(c.PublicURL, false); msg != "" {
 			ps.add("public_url", msg)
 		}
@@ -212,20 +214,21 @@ func checkURL(s string, allowQuery bool) string {
 	case u.Fragment != "" || strings.Contains(s, "#"):
 		return "must not have a fragment"
 	case u.Port() != "":
-		if n, err := strconv.ParseUint(u.Port(), 10, 16); err != nil || n == 0 {
-			return "port must be a number from 1 to 65535"
+		if _, err := strconv.ParseUint(u.Port(), 10, 16); err != nil {
+			return "port must be a number up to 65535"
 		}
 	}
 	return ""
 }
 
 // oneOf records a problem unless v is one of allowed, and reports whether
-// it is.
+// it is. An allowed "" (unset) is not listed in the message.
 func oneOf(ps *Problems, key, v string, allowed ...string) bool {
 	if slices.Contains(allowed, v) {
 		return true
 	}
-	ps.add(key, fmt.Sprintf("must be one of %s; got %q", strings.Join(allowed, ", "), v))
+	shown := slices.DeleteFunc(slices.Clone(allowed), func(a string) bool { return a == "" })
+	ps.add(key, fmt.Sprintf("must be one of %s; got %q", strings.Join(shown, ", "), v))
 	return false
 }
 

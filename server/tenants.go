@@ -64,7 +64,7 @@ func buildTenants(cfg *config.Config, client *http.Client, obs tokensource.Obser
 			Name:          name,
 			RefreshBefore: spec.RefreshBefore,
 			FetchTimeout:  time.Duration(cfg.Engine.FetchTimeout),
-			Logger:        log.With(zap.String("tenant", name)),
+			Logger:        log,
 			Observer:      obs,
 		})
 		tenants[name] = &tenant{

@@ -135,7 +135,7 @@ func checkToken(tok *oauth2.Token, now time.Time) error {
 		return errors.New("source returned no token")
 	case tok.AccessToken == "":
 		return errors.New("source returned an empty access token")
-	case !tok.Expiry.IsZero() && !now.Before(tok.Expiry):
+	case !tok.Expiry.IsZero() && !now.Before(tok.Expiry.Round(0)):
 		return fmt.Errorf("source returned a token that expired at %s", tok.Expiry.UTC().Format(time.RFC3339))
 	}
 	return nil

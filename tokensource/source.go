@@ -64,7 +64,9 @@ type Status struct {
 	// NextRefresh is when the next fetch is due; zero if none is planned
 	// (a permanent token, or no token until a caller asks).
 	NextRefresh time.Time
-	// LastError is the last fetch's error text; empty after a success.
+	// LastError is the last fetch's error text; empty after a success. With
+	// State "valid" it means a background refresh failed and is retried
+	// while the current token lasts.
 	LastError string
 	// Fetches counts fetch attempts; Failures counts the failed ones.
 	Fetches, Failures uint64

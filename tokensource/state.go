@@ -26,13 +26,19 @@ type state struct {
 // The refresh time is effective expiry − refreshBefore, but never earlier than
 // a tenth of the lifetime after the fetch: a refreshBefore as long as the
 // token's life would otherwise refresh in a loop.
+//
+// The times are wall-clock only (Round(0) drops the monotonic reading), as
+// in oauth2.Token.Valid: the monotonic clock stops while a laptop sleeps,
+// and a token must not outlive its expiry by the length of a nap.
 func newState(tok *oauth2.Token, fetchedAt time.Time, refreshBefore time.Duration) *state {
+	fetchedAt = fetchedAt.Round(0)
 	st := &state{tok: tok, fetchedAt: fetchedAt}
 	if tok.Expiry.IsZero() {
 		return st // permanent: only Invalidate drops it
 	}
-	life := tok.Expiry.Sub(fetchedAt)
-	st.expiry = tok.Expiry.Add(-min(maxSkew, life/10))
+	exp := tok.Expiry.Round(0)
+	life := exp.Sub(fetchedAt)
+	st.expiry = exp.Add(-min(maxSkew, life/10))
 	if refreshBefore <= 0 {
 		st.refreshAt = fetchedAt.Add(life / 2)
 		return st

@@ -1,0 +1,197 @@
+package config
+
+import (
+	"fmt"
+	"maps"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// tenantName is the form of a tenant name: the first path segment of a
+// proxied request.
+var tenantName = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
+
+// ValidTenantName reports whether name may name a tenant:
+// [a-z0-9][a-z0-9._-]*. Names starting with "_" are reserved for sidekey's
+// own routes (/_sidekey/...).
+func ValidTenantName(name string) bool { return tenantName.MatchString(name) }
+
+// requiredFields lists, per provider, the settings a tenant must have. It is
+// read only. oauth2's client_secret is dropped for the refresh_token grant
+// (public clients); see tenantRequires.
+var requiredFields = map[string][]string{
+	"istores":     {"client_id", "client_secret"},
+	"storehippo":  {"client_id", "client_secret", "store"},
+	"simplestore": {"client_id", "client_secret"},
+	"scayle":      {"client_id", "client_secret", "tenant_space", "shop_id", "idp_key", "shop_secret"},
+	"oauth2":      {"client_id", "client_secret", "token_url", "api_url"},
+	"static":      {"token", "api_url"},
+}
+
+// secretFields are the settings that have a *_file twin.
+var secretFields = []string{"client_secret", "refresh_token", "token", "shop_secret"}
+
+// hopByHop are headers a tenant can neither inject a token into nor set:
+// they belong to one connection, or the proxy itself sets them.
+var hopByHop = []string{
+	"connection", "keep-alive", "proxy-connection", "proxy-authenticate",
+	"proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade",
+	"host", "content-length",
+}
+
+// setting returns the value of the tenant setting named by its yaml key.
+func (t *Tenant) setting(name string) string {
+	switch name {
+	case "client_id":
+		return t.ClientID
+	case "client_secret":
+		return string(t.ClientSecret)
+	case "refresh_token":
+		return string(t.RefreshToken)
+	case "token":
+		return string(t.Token)
+	case "shop_secret":
+		return string(t.ShopSecret)
+	case "store":
+		return t.Store
+	case "tenant_space":
+		return t.TenantSpace
+	case "shop_id":
+		return t.ShopID
+	case "idp_key":
+		return t.IdpKey
+	case "auth_url":
+		return t.AuthURL
+	case "token_url":
+		return t.TokenURL
+	case "api_url":
+		return t.APIURL
+	}
+	panic("config: unknown tenant setting " + name)
+}
+
+// tenantRequires returns the settings t must have, from its provider and grant.
+func tenantRequires(t *Tenant) []string {
+	req := slices.Clone(requiredFields[t.Provider])
+	if t.Provider == "oauth2" && t.Grant == "refresh_token" {
+		req = slices.DeleteFunc(req, func(s string) bool { return s == "client_secret" })
+	}
+	if t.Provider == "oauth2" && t.Grant == "authorization_code" {
+		req = append(req, "auth_url")
+	}
+	if t.Grant == "refresh_token" && !slices.Contains(req, "refresh_token") {
+		req = append(req, "refresh_token")
+	}
+	return req
+}
+
+// validateTenant checks one tenant; problems are keyed under tenants.<name>.
+func validateTenant(ps *Problems, name string, t *Tenant) {
+	key := "tenants." + name
+	switch {
+	case strings.HasPrefix(name, "_"):
+		ps.add(key, "reserved name: names starting with _ belong to sidekey")
+	case !ValidTenantName(name):
+		ps.add(key, "invalid name: use a-z, 0-9, '.', '_' and '-', starting with a letter or digit")
+	}
+	if t == nil {
+		ps.add(key, "must not be empty")
+		return
+	}
+	providers := slices.Sorted(maps.Keys(requiredFields))
+	switch {
+	case t.Provider == "":
+		ps.add(key+".provider", "required: one of "+strings.Join(providers, ", "))
+	case requiredFields[t.Provider] == nil:
+		ps.addf(key+".provider", "unknown provider %q: want one of %s", t.Provider, strings.Join(providers, ", "))
+	}
+	for _, f := range tenantRequires(t) {
+		if t.setting(f) != "" {
+			continue
+		}
+		if slices.Contains(secretFields, f) {
+			ps.addf(key+"."+f, "required (set %s or %s_file)", f, f)
+		} else {
+			ps.add(key+"."+f, "required")
+		}
+	}
+	if t.RefreshBefore < 0 {
+		ps.add(key+".refresh_before", "must not be negative")
+	}
+	oneOf(ps, key+".grant", t.Grant, "", "client_credentials", "refresh_token", "authorization_code")
+	oneOf(ps, key+".client_auth", t.ClientAuth, "", "header", "body")
+
+	for _, f := range []string{"auth_url", "token_url", "api_url"} {
+		if v := t.setting(f); v != "" {
+			if msg := checkURL(v, f != "api_url"); msg != "" {
+				ps.add(key+"."+f, msg)
+			}
+		}
+	}
+	for _, f := range []string{"client_id", "shop_id", "idp_key"} {
+		if hasControl(t.setting(f)) {
+			ps.add(key+"."+f, "must not contain control characters (CR, LF, NUL…)")
+		}
+	}
+	for _, f := range []string{"store", "tenant_space"} {
+		if v := t.setting(f); v != "" && !isLabel(v) {
+			ps.add(key+"."+f, "must be a dns label: letters, digits and '-', at most 63")
+		}
+	}
+	for i, s := range t.Scopes {
+		if s == "" || strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+			ps.add(key+".scopes["+strconv.Itoa(i)+"]", "must be non-empty, without spaces or control characters")
+		}
+	}
+	validateInjection(ps, key, t)
+}
+
+// validateInjection checks the token header, its format and static headers,
+// which all end up in every proxied request.
+func validateInjection(ps *Problems, key string, t *Tenant) {
+	if msg := checkHeaderName(t.TokenHeader); msg != "" {
+		ps.add(key+".token_header", msg)
+	}
+	switch n := strings.Count(t.TokenFormat, "{token}"); {
+	case n != 1:
+		ps.add(key+".token_format", fmt.Sprintf("must contain {token} exactly once; found %d", n))
+	case hasControl(t.TokenFormat):
+		ps.add(key+".token_format", "must not contain control characters (CR, LF, NUL…)")
+	}
+	for _, name := range slices.Sorted(maps.Keys(t.Headers)) {
+		hkey := key + ".headers." + name
+		if msg := checkHeaderName(name); msg != "" {
+			ps.add(hkey, msg)
+		} else if strings.EqualFold(name, t.TokenHeader) {
+			ps.add(hkey, "conflicts with token_header")
+		}
+		if hasControl(t.Headers[name]) {
+			ps.add(hkey, "value must not contain control characters (CR, LF, NUL…)")
+		}
+	}
+}
+
+// checkHeaderName returns what is wrong with name as a header sidekey sets
+// on proxied requests, or "".
+func checkHeaderName(name string) string {
+	if name == "" {
+		return "must not be empty"
+	}
+	for _, c := range []byte(name) {
+		if !isTokenChar(c) {
+			return "not a valid header name"
+		}
+	}
+	if slices.Contains(hopByHop, strings.ToLower(name)) {
+		return "cannot set " + name + ": hop-by-hop or set by the proxy"
+	}
+	return ""
+}
+
+// isTokenChar reports whether c may appear in an HTTP token (RFC 9110 tchar).
+func isTokenChar(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+		strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+}

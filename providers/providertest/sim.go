@@ -1,0 +1,332 @@
+// Package providertest holds faithful in-process simulators of the platforms'
+// auth servers, each with a small API behind bearer tokens, over real HTTP
+// on 127.0.0.1. Tests, `sidekey demo` and benchmarks use them instead of
+// the real platforms. Faults (latency, failing token or API requests,
+// revocation, expiry) can be switched on and off at runtime, and each
+// simulator records what reached it so proxy tests can assert exactly what
+// an upstream saw.
+//
+// Every method of a simulator is safe for concurrent use.
+package providertest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// SimOptions configure a simulator. Zero fields take the defaults given.
+type SimOptions struct {
+	// ClientID is the only accepted client id. Default "sim-client".
+	ClientID string
+	// ClientSecret is the only accepted client secret. Default "sim-secret".
+	ClientSecret string
+	// TokenLifetime is the lifetime of issued access tokens. Default 3600s.
+	// SetLifetime changes it at runtime.
+	TokenLifetime time.Duration
+	// ExpiresField names the lifetime member of token responses. Default
+	// "expiries_in" for SimpleStore (its documentation's spelling) and
+	// "expires_in" for OAuth2; "none" leaves the lifetime out.
+	ExpiresField string
+	// ExpiresAsString sends the lifetime as a JSON string ("3600").
+	ExpiresAsString bool
+	// TokenType is the token_type sent. Default "Bearer".
+	TokenType string
+	// ClientAuth restricts how the OAuth2 simulator accepts client
+	// credentials: "header" (HTTP Basic only), "body" (form only) or ""
+	// (either). SimpleStore always takes either.
+	ClientAuth string
+	// Scopes are the scopes the OAuth2 simulator grants; a request for any
+	// other is invalid_scope. Empty: any scope.
+	Scopes []string
+	// RefreshToken is a refresh token the OAuth2 simulator accepts from the
+	// start. Empty: none until one is issued.
+	RefreshToken string
+	// RotateRefreshTokens makes every refresh_token grant return a new
+	// refresh token and invalidate the one used (OAuth2).
+	RotateRefreshTokens bool
+}
+
+func (o SimOptions) withDefaults(expiresField string) SimOptions {
+	if o.ClientID == "" {
+		o.ClientID = "sim-client"
+	}
+	if o.ClientSecret == "" {
+		o.ClientSecret = "sim-secret"
+	}
+	if o.TokenLifetime <= 0 {
+		o.TokenLifetime = time.Hour
+	}
+	if o.ExpiresField == "" {
+		o.ExpiresField = expiresField
+	}
+	if o.TokenType == "" {
+		o.TokenType = "Bearer"
+	}
+	return o
+}
+
+// APIRequest is what the simulated API received, exactly as it arrived.
+type APIRequest struct {
+	Method     string
+	RequestURI string      // the request target as sent, e.g. "/v1/echo/a%2Fb?x=1"
+	Path       string      // escaped path (r.URL.EscapedPath()): "%2F" stays "%2F"
+	RawQuery   string      // query without "?"
+	Header     http.Header // includes Authorization; Host is in Host
+	Host       string
+	Body       []byte // up to 10 MiB
+}
+
+// TokenRequest is what the simulated token endpoint received.
+type TokenRequest struct {
+	Header http.Header
+	Form   url.Values // the form body, including client_secret when sent there
+	// ClientAuth is how the client authenticated: "header" (HTTP Basic),
+	// "body", or "" when it sent no credentials.
+	ClientAuth string
+	// ClientID is the client id presented, from either place.
+	ClientID string
+}
+
+// issued is an access token the simulator handed out.
+type issued struct {
+	expiry   time.Time
+	clientID string
+	scope    string
+	audience string // audience or resource parameter, if any
+}
+
+// maxRecordedBody bounds the request body a simulator keeps.
+const maxRecordedBody = 10 << 20
+
+// core is the state and fault switches every simulator shares.
+type core struct {
+	opts   SimOptions
+	server *httptest.Server
+	done   chan struct{} // closed by Close: ends latencies and streams
+	closer sync.Once
+	stream chan struct{} // StreamStep signals
+
+	lifetime     atomic.Int64 // nanoseconds
+	tokenLatency atomic.Int64 // nanoseconds
+	apiLatency   atomic.Int64 // nanoseconds
+	tokenCount   atomic.Int64
+	apiCount     atomic.Int64
+
+	mu            sync.Mutex // guards everything below
+	tokens        map[string]issued
+	refreshTokens map[string]bool
+	tokenFail     fault
+	apiFail       fault
+	lastAPI       *APIRequest
+	lastToken     *TokenRequest
+}
+
+// fault answers the next n requests with status (n < 0: until cleared).
+type fault struct {
+	status int
+	n      int
+}
+
+// take reports the status to fail this request with, or 0.
+func (f *fault) take() int {
+	if f.status == 0 || f.n == 0 {
+		return 0
+	}
+	if f.n > 0 {
+		f.n--
+	}
+	return f.status
+}
+
+func newCore(opts SimOptions) *core {
+	c := &core{
+		opts:          opts,
+		done:          make(chan struct{}),
+		stream:        make(chan struct{}, 64),
+		tokens:        make(map[string]issued),
+		refreshTokens: make(map[string]bool),
+	}
+	c.lifetime.Store(int64(opts.TokenLifetime))
+	if opts.RefreshToken != "" {
+		c.refreshTokens[opts.RefreshToken] = true
+	}
+	return c
+}
+
+// start serves h on 127.0.0.1.
+func (c *core) start(h http.Handler) {
+	c.server = httptest.NewServer(h)
+}
+
+// URL returns the simulator's base URL (http://127.0.0.1:port).
+func (c *core) URL() string { return c.server.URL }
+
+// Close ends pending latencies and streams, then stops the server.
+func (c *core) Close() {
+	c.closer.Do(func() {
+		close(c.done)
+		c.server.Close()
+	})
+}
+
+// SetLifetime changes the lifetime of tokens issued from now on.
+func (c *core) SetLifetime(d time.Duration) { c.lifetime.Store(int64(d)) }
+
+// SetTokenLatency delays every token response by d (0: none).
+func (c *core) SetTokenLatency(d time.Duration) { c.tokenLatency.Store(int64(d)) }
+
+// SetAPILatency delays every API response by d (0: none).
+func (c *core) SetAPILatency(d time.Duration) { c.apiLatency.Store(int64(d)) }
+
+// FailTokenRequests answers the next n token requests with status
+// (n < 0: every one until FailTokenRequests(0, 0)). 429 and 503 carry
+// Retry-After: 1.
+func (c *core) FailTokenRequests(status, n int) {
+	c.mu.Lock()
+	c.tokenFail = fault{status: status, n: n}
+	c.mu.Unlock()
+}
+
+// FailAPIRequests answers the next n API requests with status (n < 0:
+// every one until FailAPIRequests(0, 0)), before checking the token. 429
+// and 503 carry Retry-After: 1.
+func (c *core) FailAPIRequests(status, n int) {
+	c.mu.Lock()
+	c.apiFail = fault{status: status, n: n}
+	c.mu.Unlock()
+}
+
+// RevokeAll invalidates every access token issued so far: the API answers
+// 401 to them.
+func (c *core) RevokeAll() {
+	c.mu.Lock()
+	clear(c.tokens)
+	c.mu.Unlock()
+}
+
+// ExpireAll makes every access token issued so far expired: the API
+// answers 401 to them, as it would once their lifetime ran out.
+func (c *core) ExpireAll() {
+	c.mu.Lock()
+	past := time.Now().Add(-time.Second)
+	for k, t := range c.tokens {
+		t.expiry = past
+		c.tokens[k] = t
+	}
+	c.mu.Unlock()
+}
+
+// TokenRequests counts requests that reached the token endpoint.
+func (c *core) TokenRequests() int64 { return c.tokenCount.Load() }
+
+// APIRequests counts requests that reached the API.
+func (c *core) APIRequests() int64 { return c.apiCount.Load() }
+
+// LastAPIRequest returns a copy of the last request the API received, or
+// nil when none has arrived.
+func (c *core) LastAPIRequest() *APIRequest {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.lastAPI == nil {
+		return nil
+	}
+	r := *c.lastAPI
+	r.Header = r.Header.Clone()
+	r.Body = append([]byte(nil), r.Body...)
+	return &r
+}
+
+// LastTokenRequest returns a copy of the last request the token endpoint
+// received, or nil when none has arrived.
+func (c *core) LastTokenRequest() *TokenRequest {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.lastToken == nil {
+		return nil
+	}
+	r := *c.lastToken
+	r.Header = r.Header.Clone()
+	r.Form = cloneValues(r.Form)
+	return &r
+}
+
+// StreamStep lets one waiting chunk of a /v1/stream?step=1 response go out
+// (up to 64 steps are buffered).
+func (c *core) StreamStep() {
+	select {
+	case c.stream <- struct{}{}:
+	case <-c.done:
+	}
+}
+
+// wait sleeps for the latency stored in d, or until the request or the
+// simulator ends. It reports whether the request should still be served.
+func (c *core) wait(ctx context.Context, d *atomic.Int64) bool {
+	delay := time.Duration(d.Load())
+	if delay <= 0 {
+		return true
+	}
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+	case <-c.done:
+	}
+	return false
+}
+
+// issue mints an access token for clientID.
+func (c *core) issue(clientID, scope, audience string) (string, time.Duration) {
+	lifetime := time.Duration(c.lifetime.Load())
+	tok := randomToken()
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.tokens) >= 4096 {
+		for k, t := range c.tokens {
+			if now.After(t.expiry) {
+				delete(c.tokens, k)
+			}
+		}
+	}
+	c.tokens[tok] = issued{expiry: now.Add(lifetime), clientID: clientID, scope: scope, audience: audience}
+	return tok, lifetime
+}
+
+// lookup finds a live access token; expired reports a known but expired one.
+func (c *core) lookup(token string) (t issued, ok, expired bool) {
+	c.mu.Lock()
+	t, known := c.tokens[token]
+	c.mu.Unlock()
+	switch {
+	case !known:
+		return issued{}, false, false
+	case !time.Now().Before(t.expiry):
+		return issued{}, false, true
+	}
+	return t, true, false
+}
+
+// randomToken returns 32 random bytes, base64url encoded.
+func randomToken() string {
+	b := make([]byte, 32)
+	rand.Read(b) // never fails (crypto/rand)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func cloneValues(v url.Values) url.Values {
+	out := make(url.Values, len(v))
+	for k, vs := range v {
+		out[k] = append([]string(nil), vs...)
+	}
+	return out
+}
