@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"slices"
 	"sync"
 	"time"
 
@@ -81,7 +82,7 @@ func newOAuth2Source(r *resolved, env sourceEnv) ContextTokenSource {
 	}
 	s := &oauth2Source{
 		provider: r.p.name,
-		client:   env.client,
+		client:   limitBodies(env.client),
 		log:      env.log,
 		secret:   string(t.ClientSecret),
 		refresh:  t.Grant == grantRefreshToken,
@@ -94,7 +95,7 @@ func newOAuth2Source(r *resolved, env sourceEnv) ContextTokenSource {
 		ClientID:       t.ClientID,
 		ClientSecret:   s.secret,
 		TokenURL:       r.tokenURL.String(),
-		Scopes:         t.Scopes,
+		Scopes:         slices.Clone(t.Scopes),
 		EndpointParams: params,
 		AuthStyle:      authStyle(t.ClientAuth),
 	}
@@ -136,7 +137,7 @@ func (s *oauth2Source) TokenContext(ctx context.Context) (*oauth2.Token, error) 
 	}
 	if err != nil {
 		te := fromOAuth2Error(s.provider, err, append(secrets, tokenSecrets(tok)...))
-		describe(te, s.provider)
+		describe(te)
 		logFailure(s.log, te, start)
 		return nil, te
 	}

@@ -166,6 +166,8 @@ func TestOAuth2ErrorShapes(t *testing.T) {
 			"oauth2: token request failed: 400 invalid_request: secret [redacted] is wrong"},
 		{200, `{"access_token":"tok","expires_in":-10}`, "oauth2: token request failed: invalid_response: expires_in is negative"},
 		{200, `{"access_token":"tok","expires_in":1.5}`, "oauth2: token request failed: invalid_response: cannot parse json: strconv.ParseInt: parsing \"1.5\": invalid syntax"},
+		{200, `{"access_token":"` + strings.Repeat("a", 1<<20) + `"}`,
+			"oauth2: token request failed: 200 invalid_response: response body exceeds 1 MiB"},
 		{200, `{"token_type":"bearer"}`, "oauth2: token request failed: invalid_response: server response missing access_token"},
 		{200, "{\"access_token\":\"a\\r\\nX-Evil: 1\"}", "oauth2: token request failed: invalid_response: access_token contains control characters"},
 	}
@@ -175,7 +177,7 @@ func TestOAuth2ErrorShapes(t *testing.T) {
 			ClientAuth: "body", TokenURL: url})
 		_, err := tenant.Source.Token()
 		if err == nil || err.Error() != tt.want {
-			t.Errorf("%d %s: error %v; want %q", tt.status, tt.body, err, tt.want)
+			t.Errorf("%d %.100s: error %v; want %q", tt.status, tt.body, err, tt.want)
 		}
 	}
 }

@@ -10,6 +10,7 @@ package providers
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/url"
 	"time"
@@ -166,7 +167,26 @@ func Build(name string, t *config.Tenant, opts Options) (*Tenant, error) {
 		fields = append(fields, zap.String("token_url", r.tokenURL.String()))
 	}
 	log.Debug("tenant resolved", fields...)
+	for key, u := range map[string]*url.URL{"api_url": r.apiURL, "token_url": r.tokenURL} {
+		if cleartext(u) {
+			log.Warn("endpoint is plain http to a non-loopback host: credentials and tokens cross the network unencrypted",
+				zap.String("key", "tenants."+name+"."+key), zap.String("url", u.String()))
+		}
+	}
 	return out, nil
+}
+
+// cleartext reports an http (not https) URL to a host other than loopback.
+func cleartext(u *url.URL) bool {
+	if u == nil || u.Scheme != "http" {
+		return false
+	}
+	host := u.Hostname()
+	if host == "localhost" {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip == nil || !ip.IsLoopback()
 }
 
 // defaultHTTPClient is used for token requests when Options.HTTPClient is

@@ -7,6 +7,10 @@ import (
 	"strings"
 	"testing"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
 	"github.com/sidekey/sidekey/config"
 )
 
@@ -223,4 +227,31 @@ func TestBuildDoesNotModifyTenant(t *testing.T) {
 // prob is a config.Problem for a table.
 func prob(key, message string) config.Problem {
 	return config.Problem{Key: key, Message: message}
+}
+
+func TestPlatformNamesResolve(t *testing.T) {
+	for _, name := range strings.Split(platformNames, ", ") {
+		if p := platformNamed(name); p == nil || p.name != name {
+			t.Errorf("platformNames lists %q, which does not resolve to itself", name)
+		}
+	}
+}
+
+func TestCleartextWarning(t *testing.T) {
+	core, logs := observer.New(zapcore.WarnLevel)
+	opts := Options{Logger: zap.New(core)}
+	for _, u := range []string{"http://127.0.0.1:8080", "http://localhost", "https://api.example.com"} {
+		if _, err := Build("t", &config.Tenant{Provider: "static", Token: "k", APIURL: u}, opts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := logs.Len(); n != 0 {
+		t.Errorf("%d warnings for loopback or https endpoints", n)
+	}
+	if _, err := Build("t", &config.Tenant{Provider: "static", Token: "k", APIURL: "http://api.example.com"}, opts); err != nil {
+		t.Fatal(err)
+	}
+	if n := logs.FilterField(zap.String("key", "tenants.t.api_url")).Len(); n != 1 {
+		t.Errorf("%d warnings for a plain http api_url; want 1", n)
+	}
 }

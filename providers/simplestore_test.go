@@ -291,7 +291,7 @@ func TestSimpleStoreOddResponses(t *testing.T) {
 			"simplestore: token request failed: 502"},
 		{"huge lifetime is capped", 200, []byte(`{"access_token":"tok","expires_in":1e300}`), ""},
 		{"error on a 200", 200, []byte(`{"error":"invalid_client"}`),
-			"simplestore: token request failed: 200 invalid_client: simplestore rejected the client credentials (check client_id and client_secret)"},
+			"simplestore: token request failed: 200 invalid_client: the token endpoint rejected the client credentials (check client_id and client_secret)"},
 	}
 	for _, tt := range tests {
 		url := oddTokenServer(t, tt.status, "application/json", tt.body)

@@ -153,6 +153,11 @@ func retryAfter(h http.Header) time.Duration {
 // here for a description in shapes x/oauth2 does not know ({error, title},
 // {error, message}, RFC 7807).
 func fromOAuth2Error(provider string, err error, secrets []string) *TokenError {
+	var large *bodyTooLargeError
+	if errors.As(err, &large) {
+		return &TokenError{Provider: provider, Status: large.status, Code: codeInvalidResponse,
+			Description: "response body exceeds 1 MiB"}
+	}
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) {
 		te := &TokenError{Provider: provider, Code: re.ErrorCode, Description: re.ErrorDescription}

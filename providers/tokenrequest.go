@@ -1,6 +1,7 @@
 package providers
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -104,20 +105,20 @@ func (e *tokenEndpoint) request(ctx context.Context, form url.Values, creds cred
 func (e *tokenEndpoint) fail(te *TokenError, start time.Time) error {
 	te.Provider = e.provider
 	te.scrub(e.secrets)
-	describe(te, e.provider)
+	describe(te)
 	logFailure(e.log, te, start)
 	return te
 }
 
 // describe supplies a description for the common RFC 6749 error codes when
 // the provider gave none.
-func describe(te *TokenError, provider string) {
+func describe(te *TokenError) {
 	if te.Description != "" {
 		return
 	}
 	switch te.Code {
 	case "invalid_client":
-		te.Description = provider + " rejected the client credentials (check client_id and client_secret)"
+		te.Description = "the token endpoint rejected the client credentials (check client_id and client_secret)"
 	case "unauthorized_client":
 		te.Description = "the client may not use this grant"
 	case "invalid_grant":
@@ -146,4 +147,52 @@ func cloneValues(v url.Values) url.Values {
 		out[k] = append([]string(nil), vs...)
 	}
 	return out
+}
+
+// limitBodies returns a copy of client whose responses are read whole, up to
+// maxTokenResponse, before golang.org/x/oauth2 sees them: a larger body
+// fails with *bodyTooLargeError instead of being cut off and then reported
+// as broken JSON.
+func limitBodies(client *http.Client) *http.Client {
+	c := *client
+	base := c.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	c.Transport = limitedTransport{base: base}
+	return &c
+}
+
+// limitedTransport reads every response body into memory, up to
+// maxTokenResponse bytes. Only for token requests.
+type limitedTransport struct {
+	base http.RoundTripper
+}
+
+// RoundTrip sends req and buffers the response body.
+func (l limitedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := l.base.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxTokenResponse+1))
+	if err != nil {
+		return nil, fmt.Errorf("providers: reading token response: %w", err)
+	}
+	if len(body) > maxTokenResponse {
+		return nil, &bodyTooLargeError{status: resp.StatusCode}
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.ContentLength = int64(len(body))
+	return resp, nil
+}
+
+// bodyTooLargeError reports a token response over maxTokenResponse.
+type bodyTooLargeError struct {
+	status int
+}
+
+func (e *bodyTooLargeError) Error() string {
+	return "providers: token response body exceeds 1 MiB"
 }

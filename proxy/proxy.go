@@ -169,6 +169,11 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	st := pr.In.Context().Value(stateKey{}).(*requestState)
 	rt := st.route
 	pr.Out.Host = "" // the upstream's own host, never the caller's
+	// ReverseProxy drops query parameters url.ParseQuery rejects, to stop a
+	// proxy and its backend from reading one query two ways. sidekey never
+	// reads the query (routing is by tenant only), so the caller's bytes go
+	// through untouched.
+	pr.Out.URL.RawQuery = pr.In.URL.RawQuery
 	h := pr.Out.Header
 	h.Del("Authorization")
 	h.Del("Proxy-Authorization")

@@ -51,6 +51,12 @@ type SimOptions struct {
 	// RotateRefreshTokens makes every refresh_token grant return a new
 	// refresh token and invalidate the one used (OAuth2).
 	RotateRefreshTokens bool
+	// TokenLatency delays every token response from the start (0: none).
+	// SetTokenLatency changes it at runtime.
+	TokenLatency time.Duration
+	// APILatency delays every API response from the start (0: none).
+	// SetAPILatency changes it at runtime.
+	APILatency time.Duration
 }
 
 func (o SimOptions) withDefaults(expiresField string) SimOptions {
@@ -154,6 +160,8 @@ func newCore(opts SimOptions) *core {
 		refreshTokens: make(map[string]bool),
 	}
 	c.lifetime.Store(int64(opts.TokenLifetime))
+	c.tokenLatency.Store(int64(opts.TokenLatency))
+	c.apiLatency.Store(int64(opts.APILatency))
 	if opts.RefreshToken != "" {
 		c.refreshTokens[opts.RefreshToken] = true
 	}
