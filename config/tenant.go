@@ -3,20 +3,30 @@ package config
 import (
 	"fmt"
 	"maps"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 )
 
-// tenantName is the form of a tenant name: the first path segment of a
-// proxied request.
-var tenantName = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
-
 // ValidTenantName reports whether name may name a tenant:
 // [a-z0-9][a-z0-9._-]*. Names starting with "_" are reserved for sidekey's
-// own routes (/_sidekey/...).
-func ValidTenantName(name string) bool { return tenantName.MatchString(name) }
+// own routes (/_sidekey/...). The proxy calls it on every request, so it is
+// a plain loop rather than a regexp.
+func ValidTenantName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case i > 0 && (c == '.' || c == '_' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // requiredFields lists, per provider, the settings a tenant must have. It is
 // read only. oauth2's client_secret is dropped for the refresh_token grant

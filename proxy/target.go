@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net/url"
 	"strings"
+
+	"github.com/sidekey/sidekey/config"
 )
 
 // target is a parsed inbound request target: /{tenant}{rest}?{query}.
@@ -36,7 +38,7 @@ func parseTarget(requestURI string) (target, error) {
 	if name == "" {
 		return target{}, errNoTenant
 	}
-	if !ValidTenantName(name) {
+	if !config.ValidTenantName(name) {
 		return target{}, errBadTenant
 	}
 	if rest != "" || strings.HasSuffix(path, "/") {
@@ -46,23 +48,6 @@ func parseTarget(requestURI string) (target, error) {
 		return target{}, err
 	}
 	return target{tenant: name, rest: rest, rawQuery: query}, nil
-}
-
-// ValidTenantName reports whether name matches [a-z0-9][a-z0-9._-]*.
-func ValidTenantName(name string) bool {
-	if name == "" {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
-		case i > 0 && (c == '.' || c == '_' || c == '-'):
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // checkSegments rejects dot segments in an escaped path. It is cheap for

@@ -4,6 +4,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/sidekey/sidekey/config"
 )
 
 // FuzzParseTarget checks that no request target, however odd, routes a
@@ -22,7 +24,7 @@ func FuzzParseTarget(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if !ValidTenantName(tg.tenant) {
+		if !config.ValidTenantName(tg.tenant) {
 			t.Fatalf("accepted tenant %q", tg.tenant)
 		}
 		u, err := joinURL(base, tg.rest, tg.rawQuery)
@@ -46,18 +48,4 @@ func FuzzParseTarget(f *testing.F) {
 			t.Fatalf("%q: wire form %q reparses to host %v (%v)", in, u.String(), back, err)
 		}
 	})
-}
-
-func TestValidTenantName(t *testing.T) {
-	for _, tt := range []struct {
-		name string
-		want bool
-	}{
-		{"acme", true}, {"eu-simple", true}, {"a.b_c-9", true}, {"0", true},
-		{"", false}, {"-a", false}, {".a", false}, {"_sidekey", false}, {"Acme", false}, {"a b", false}, {"a%2e", false},
-	} {
-		if got := ValidTenantName(tt.name); got != tt.want {
-			t.Errorf("ValidTenantName(%q) = %v; want %v", tt.name, got, tt.want)
-		}
-	}
 }
