@@ -52,6 +52,11 @@ type Tenant struct {
 	// the API answers 401. A token's TokenType is the provider's raw value
 	// and is not used for injection: Inject alone decides the header value.
 	Source oauth2.TokenSource
+	// AuthCode is non-nil for tenants connected through a consent flow
+	// (istores, storehippo, scayle, oauth2 with grant authorization_code).
+	// Their Source is nil: tokens come from the store, and refreshes go
+	// through AuthCode.Refresh (see tokensource.Stored).
+	AuthCode AuthCode
 }
 
 // ContextTokenSource is a TokenSource whose token request can be bounded or
