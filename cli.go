@@ -28,6 +28,8 @@ Usage:
   sidekey serve   --config FILE   run the proxy (FILE may also come from SIDEKEY_CONFIG)
   sidekey check   --config FILE   validate FILE: exit 0, or one line per problem
   sidekey demo    [--listen ADDR] simulated platforms behind the proxy, with curl lines
+  sidekey connect TENANT --config FILE     print the consent URL and wait until TENANT is connected
+  sidekey disconnect TENANT --config FILE  revoke (where possible) and forget TENANT's token
   sidekey version                 print the version
 `
 
@@ -64,6 +66,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return checkCmd(args, stdout, stderr)
 	case "demo":
 		return demoCmd(ctx, args, stdout, stderr)
+	case "connect":
+		return connectCmd(ctx, args, stdout, stderr)
+	case "disconnect":
+		return disconnectCmd(ctx, args, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "sidekey", versionString())
 		return nil

@@ -2,10 +2,12 @@
 // endpoints (with the platform's defaults applied), the grant that obtains a
 // token, and how that token is injected into proxied requests.
 //
-// Each platform lives in its own file (simplestore.go, oauth2.go, static.go).
+// Each platform lives in its own file (istores.go, storehippo.go,
+// simplestore.go, scayle.go, oauth2.go with oauth2code.go, static.go).
 // Providers hold no network state of their own: every Token() call of a
-// Tenant's Source performs exactly one token request. Caching, refresh-ahead
-// and persistence are the tokensource package's job.
+// Tenant's Source, and every AuthCode.Exchange or Refresh, performs exactly
+// one token request. Caching, refresh-ahead, persistence and the consent
+// state are other packages' job.
 package providers
 
 import (
@@ -26,7 +28,8 @@ import (
 type Tenant struct {
 	// Name is the tenant's name, the first path segment of a proxied request.
 	Name string
-	// Provider is the platform: simplestore, oauth2 or static.
+	// Provider is the platform: istores, storehippo, simplestore, scayle,
+	// oauth2 or static.
 	Provider string
 	// APIURL is the upstream base; proxied paths are appended. It is an
 	// http or https URL with a host, and never has a query, a fragment,
@@ -35,15 +38,20 @@ type Tenant struct {
 	// TokenURL is the token endpoint after defaults; nil for providers
 	// without one (static).
 	TokenURL *url.URL
+	// AuthURL is the consent page after defaults; nil unless AuthCode is
+	// set.
+	AuthURL *url.URL
 	// Inject says where and how the token goes into a proxied request.
 	Inject Injection
 	// Headers are static extra headers, canonicalised (from the config's
-	// `headers`; providers may add defaults). Never nil.
+	// `headers`; providers may add defaults the config does not set, such
+	// as SCAYLE's X-Shop-Id). Never nil.
 	Headers http.Header
 	// RefreshBefore starts a refresh this long before expiry. Zero: the
 	// engine's default (half the token's lifetime).
 	RefreshBefore time.Duration
-	// Source is the raw grant: every Token() call performs one token request
+	// Source is the raw grant of a tenant without a consent flow (nil when
+	// AuthCode is set): every Token() call performs one token request
 	// (no caching; the engine caches). It is safe for concurrent use and
 	// also implements ContextTokenSource.
 	//
@@ -95,24 +103,44 @@ type Options struct {
 // checks and how it builds the grant.
 type platform struct {
 	name string
-	// tokenURL is the default token endpoint; "" means token_url is
-	// required (when usesTokenURL).
+	// authURL, tokenURL and apiURL are the default consent page, token
+	// endpoint and API base; "" means the key is required (when used).
+	// They may contain {store} and {tenant_space}, filled from the tenant.
+	authURL  string
 	tokenURL string
-	// apiURL is the default API base; "" means api_url is required.
-	apiURL string
+	apiURL   string
 	// usesTokenURL is false for providers that never request a token.
 	usesTokenURL bool
+	// consent reports whether tenant t is connected through a consent flow
+	// (and so uses auth_url and authCode); nil means never.
+	consent func(t *config.Tenant) bool
+	// headers returns default static headers for t; headers the config
+	// sets itself win. Nil: none.
+	headers func(t *config.Tenant) map[string]string
 	// check adds the provider's own problems (required credentials, ...).
 	check func(c *checker)
-	// source builds the grant for a tenant that passed every check.
+	// source builds the grant for a tenant without a consent flow that
+	// passed every check.
 	source func(r *resolved, env sourceEnv) ContextTokenSource
+	// authCode builds the consent flow for a tenant with one that passed
+	// every check.
+	authCode func(r *resolved, env sourceEnv) AuthCode
 }
+
+// always is platform.consent for providers that only have a consent flow.
+func always(*config.Tenant) bool { return true }
 
 // platformNamed returns the provider called name, or nil.
 func platformNamed(name string) *platform {
 	switch name {
+	case "istores":
+		return istoresPlatform()
+	case "storehippo":
+		return storeHippoPlatform()
 	case "simplestore":
 		return simpleStorePlatform()
+	case "scayle":
+		return scaylePlatform()
 	case "oauth2":
 		return oauth2Platform()
 	case "static":
@@ -122,7 +150,7 @@ func platformNamed(name string) *platform {
 }
 
 // platformNames lists the known providers for error messages, sorted.
-const platformNames = "oauth2, simplestore, static"
+const platformNames = "istores, oauth2, scayle, simplestore, static, storehippo"
 
 // sourceEnv is what a platform's source needs besides the tenant.
 type sourceEnv struct {
@@ -142,7 +170,9 @@ func Check(name string, t *config.Tenant) []config.Problem {
 // Build resolves tenant name. A tenant with problems yields a config.Problems
 // error listing every one of them by key path. Empty fields get the
 // provider's defaults; t is not modified and not retained, except that the
-// Source keeps copies of the credentials it sends.
+// Source or AuthCode keeps copies of the credentials it sends. A tenant
+// connected through a consent flow gets AuthCode and a nil Source; any
+// other gets Source.
 func Build(name string, t *config.Tenant, opts Options) (*Tenant, error) {
 	r, problems := resolve(name, t)
 	if len(problems) > 0 {
@@ -162,17 +192,26 @@ func Build(name string, t *config.Tenant, opts Options) (*Tenant, error) {
 		Provider:      r.p.name,
 		APIURL:        r.apiURL,
 		TokenURL:      r.tokenURL,
+		AuthURL:       r.authURL,
 		Inject:        r.inject,
 		Headers:       r.headers,
 		RefreshBefore: time.Duration(t.RefreshBefore),
-		Source:        r.p.source(r, sourceEnv{client: client, log: log}),
+	}
+	env := sourceEnv{client: client, log: log}
+	if r.authURL != nil {
+		out.AuthCode = r.p.authCode(r, env)
+	} else {
+		out.Source = r.p.source(r, env)
 	}
 	fields := []zap.Field{zap.String("api_url", r.apiURL.String()), zap.String("token_header", r.inject.Header)}
 	if r.tokenURL != nil {
 		fields = append(fields, zap.String("token_url", r.tokenURL.String()))
 	}
+	if r.authURL != nil {
+		fields = append(fields, zap.String("auth_url", r.authURL.String()))
+	}
 	log.Debug("tenant resolved", fields...)
-	for key, u := range map[string]*url.URL{"api_url": r.apiURL, "token_url": r.tokenURL} {
+	for key, u := range map[string]*url.URL{"api_url": r.apiURL, "token_url": r.tokenURL, "auth_url": r.authURL} {
 		if cleartext(u) {
 			log.Warn("endpoint is plain http to a non-loopback host: credentials and tokens cross the network unencrypted",
 				zap.String("key", "tenants."+name+"."+key), zap.String("url", u.String()))

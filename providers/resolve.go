@@ -19,6 +19,7 @@ type resolved struct {
 	t        *config.Tenant
 	p        *platform
 	tokenURL *url.URL // nil when the provider has no token endpoint
+	authURL  *url.URL // nil unless the tenant is connected through consent
 	apiURL   *url.URL
 	inject   Injection
 	headers  http.Header
@@ -65,8 +66,18 @@ func resolve(name string, t *config.Tenant) (*resolved, []config.Problem) {
 	if p.usesTokenURL {
 		r.tokenURL = c.endpoint("token_url", t.TokenURL, p.tokenURL, false)
 	}
+	if p.consent != nil && p.consent(t) {
+		r.authURL = c.endpoint("auth_url", t.AuthURL, p.authURL, false)
+	}
 	r.inject = c.injection()
 	r.headers = c.headers(r.inject.Header)
+	if p.headers != nil {
+		for name, value := range p.headers(t) {
+			if r.headers.Get(name) == "" && value != "" {
+				r.headers.Set(name, value)
+			}
+		}
+	}
 	if t.RefreshBefore < 0 {
 		c.add("refresh_before", "must not be negative")
 	}
@@ -77,12 +88,15 @@ func resolve(name string, t *config.Tenant) (*resolved, []config.Problem) {
 	return r, nil
 }
 
-// endpoint parses the tenant's value for key, or def when it is empty. An
-// API base may not carry a query and loses its trailing slash, so that a
-// proxied path can simply be appended.
+// endpoint parses the tenant's value for key, or def (expanded) when it is
+// empty. An API base may not carry a query and loses its trailing slash, so
+// that a proxied path can simply be appended.
 func (c *checker) endpoint(key, value, def string, api bool) *url.URL {
 	if value == "" {
-		value = def
+		var ok bool
+		if value, ok = c.expand(def); !ok {
+			return nil // the platform's check reports the missing field
+		}
 	}
 	if value == "" {
 		c.add(key, "required")
@@ -111,6 +125,47 @@ func (c *checker) endpoint(key, value, def string, api bool) *url.URL {
 		return u
 	}
 	return nil
+}
+
+// expand fills {store} and {tenant_space} in a default endpoint from the
+// tenant, lower-cased. ok is false when a placeholder's field is not a DNS
+// label; the platform's check reports that field.
+func (c *checker) expand(def string) (string, bool) {
+	for placeholder, value := range map[string]string{"{store}": c.t.Store, "{tenant_space}": c.t.TenantSpace} {
+		if !strings.Contains(def, placeholder) {
+			continue
+		}
+		if !dnsLabel(value) {
+			return "", false
+		}
+		def = strings.ReplaceAll(def, placeholder, strings.ToLower(value))
+	}
+	return def, true
+}
+
+// label checks a field that becomes part of a host name: required, and a
+// DNS label.
+func (c *checker) label(key, value string) {
+	switch {
+	case value == "":
+		c.add(key, "required")
+	case !dnsLabel(value):
+		c.add(key, "must be a DNS label (letters, digits and inner hyphens, at most 63 characters)")
+	}
+}
+
+// dnsLabel reports whether s is an RFC 1123 host name label.
+func dnsLabel(s string) bool {
+	if s == "" || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		b := s[i]
+		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // injection resolves token_header and token_format: Authorization with

@@ -14,9 +14,9 @@ import (
 )
 
 // TokenError is what a failed token request returns. Its Error() is
-// "<provider>: token request failed: <status> <code>: <description>" (parts
-// that are unknown are left out; without a response it names the transport
-// error instead). It NEVER includes the raw response body, the client
+// "<provider>: <op> failed: <status> <code>: <description>" (op is "token
+// request" unless Op says otherwise; parts that are unknown are left out;
+// without a response it names the transport error instead). It NEVER includes the raw response body, the client
 // secret or any token: Code and Description come from the provider's error
 // fields, cut to a sane length, stripped of control characters and of any
 // credential the request carried.
@@ -39,6 +39,13 @@ type TokenError struct {
 	// read error when the body broke off; nil when the provider answered
 	// with an error.
 	Err error
+	// ConsentRequired is set when only a person can fix this: the refresh
+	// token was refused (invalid_grant, or a 400/401 on a refresh that does
+	// not blame the client), or the platform has no refresh grant. Such an
+	// error matches ErrConsentRequired with errors.Is and is not retryable.
+	ConsentRequired bool
+	// Op names what failed when it was not a token request, e.g. "revoke".
+	Op string
 }
 
 // Error describes the failure without any secret or raw response body.
@@ -49,7 +56,11 @@ func (e *TokenError) Error() string {
 	} else {
 		b.WriteString("providers")
 	}
-	b.WriteString(": token request failed: ")
+	op := e.Op
+	if op == "" {
+		op = "token request"
+	}
+	b.WriteString(": " + op + " failed: ")
 	switch {
 	case e.Status != 0:
 		b.WriteString(strconv.Itoa(e.Status))
@@ -72,11 +83,20 @@ func (e *TokenError) Error() string {
 // Unwrap returns the cause (nil when the provider answered with an error).
 func (e *TokenError) Unwrap() error { return e.Err }
 
+// Is reports whether target is ErrConsentRequired and e says a person must
+// connect the tenant again (see ConsentRequired).
+func (e *TokenError) Is(target error) bool {
+	return target == ErrConsentRequired && e.ConsentRequired
+}
+
 // Retryable reports whether trying again later may succeed: no response, a
 // broken response, a 408, 429 or 5xx. A rejected client or grant (4xx) will
-// keep failing until the configuration or the consent changes.
+// keep failing until the configuration or the consent changes, and so does
+// an error that requires consent.
 func (e *TokenError) Retryable() bool {
 	switch {
+	case e.ConsentRequired:
+		return false
 	case e.Status == 0, e.Status == http.StatusRequestTimeout, e.Status == http.StatusTooManyRequests,
 		e.Status >= 500:
 		return true

@@ -3,11 +3,12 @@ package providers
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
+	"slices"
 	"time"
 
 	"go.uber.org/zap"
@@ -20,64 +21,85 @@ const (
 	clientAuthBody   = "body"   // client_id and client_secret form fields
 )
 
-// tokenEndpoint performs form-encoded token requests for providers whose
-// responses golang.org/x/oauth2 cannot read (SimpleStore's expiries_in).
+// tokenEndpoint performs token requests for providers whose requests or
+// responses golang.org/x/oauth2 cannot handle: SimpleStore's expiries_in,
+// JSON request bodies (SCAYLE, Istores), permanent tokens (StoreHippo).
 // It holds no state between requests and is safe for concurrent use.
 type tokenEndpoint struct {
 	provider string
 	url      string
 	client   *http.Client
 	log      *zap.Logger
+	// json sends the parameters as a JSON object of strings instead of a
+	// form.
+	json bool
 	// defaultLifetime is assumed when a response states no lifetime; zero
 	// leaves the token's Expiry zero (unknown).
 	defaultLifetime time.Duration
-	// secrets are scrubbed from any provider text that reaches an error.
+	// secrets are scrubbed from any provider text that reaches an error;
+	// the request's own credentials (code, refresh_token, …) are added per
+	// request.
 	secrets []string
 }
 
 // credentials are how the client identifies itself on one request.
 type credentials struct {
 	id, secret string
-	inHeader   bool // HTTP Basic instead of form fields
+	inHeader   bool // HTTP Basic instead of body fields
+	// rawBasic sends base64(id:secret) as is, without RFC 6749's
+	// form-encoding of id and secret (SCAYLE documents it this way).
+	rawBasic bool
 }
 
-// request posts form (plus the client credentials) and returns the issued
-// token; every failure is a *TokenError. Expiry is measured from the moment
-// the request was sent, so it errs on the early side.
-func (e *tokenEndpoint) request(ctx context.Context, form url.Values, creds credentials) (*oauth2.Token, error) {
-	form = cloneValues(form)
+// request posts params (plus the client credentials) as a form or, with
+// e.json, as a JSON object, and returns the issued token; every failure is
+// a *TokenError. Expiry is measured from the moment the request was sent,
+// so it errs on the early side, and is capped by the access token's JWT
+// exp claim (see capExpiry).
+func (e *tokenEndpoint) request(ctx context.Context, params url.Values, creds credentials) (*oauth2.Token, error) {
+	params = cloneValues(params)
 	if !creds.inHeader {
-		form.Set("client_id", creds.id)
-		form.Set("client_secret", creds.secret)
+		params.Set("client_id", creds.id)
+		params.Set("client_secret", creds.secret)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.url, strings.NewReader(form.Encode()))
+	secrets := slices.Clone(e.secrets)
+	for _, name := range []string{"client_secret", "code", "refresh_token", "code_verifier"} {
+		if v := params.Get(name); v != "" {
+			secrets = append(secrets, v)
+		}
+	}
+	body, contentType := encodeParams(params, e.json)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.url, bytes.NewReader(body))
 	if err != nil {
-		return nil, e.fail(&TokenError{Err: err}, time.Time{})
+		return nil, e.fail(&TokenError{Err: err}, time.Time{}, secrets)
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Content-Type", contentType)
 	req.Header.Set("Accept", "application/json")
-	if creds.inHeader {
+	switch {
+	case creds.inHeader && creds.rawBasic:
+		req.SetBasicAuth(creds.id, creds.secret)
+	case creds.inHeader:
 		req.SetBasicAuth(url.QueryEscape(creds.id), url.QueryEscape(creds.secret))
 	}
 	start := timeNow()
 	resp, err := e.client.Do(req)
 	if err != nil {
-		return nil, e.fail(&TokenError{Err: err}, start)
+		return nil, e.fail(&TokenError{Err: err}, start, secrets)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxTokenResponse+1))
+	body, err = io.ReadAll(io.LimitReader(resp.Body, maxTokenResponse+1))
 	if err != nil {
-		return nil, e.fail(&TokenError{Status: resp.StatusCode, Err: fmt.Errorf("reading response: %w", err)}, start)
+		return nil, e.fail(&TokenError{Status: resp.StatusCode, Err: fmt.Errorf("reading response: %w", err)}, start, secrets)
 	}
 	if len(body) > maxTokenResponse {
 		return nil, e.fail(&TokenError{Status: resp.StatusCode, Code: codeInvalidResponse,
-			Description: "response body exceeds 1 MiB"}, start)
+			Description: "response body exceeds 1 MiB"}, start, secrets)
 	}
 	tr, err := parseTokenResponse(resp.StatusCode, resp.Header.Get("Content-Type"), body)
 	if err != nil {
 		te := err.(*TokenError)
 		te.RetryAfter = retryAfter(resp.Header)
-		return nil, e.fail(te, start)
+		return nil, e.fail(te, start, secrets)
 	}
 	tok := &oauth2.Token{
 		AccessToken:  tr.AccessToken,
@@ -92,19 +114,37 @@ func (e *tokenEndpoint) request(ctx context.Context, form url.Values, creds cred
 	if lifetime > 0 {
 		tok.Expiry = start.Add(lifetime)
 	}
+	tok.Expiry = capExpiry(tok.AccessToken, tok.Expiry, start, e.log)
 	if tr.Scope != "" {
 		tok = tok.WithExtra(map[string]any{"scope": tr.Scope})
 	}
+	if !tok.Expiry.IsZero() {
+		lifetime = tok.Expiry.Sub(start)
+	}
 	e.log.Debug("token issued", zap.Int("status", resp.StatusCode),
 		zap.Duration("duration", timeNow().Sub(start)), zap.Duration("lifetime", lifetime),
-		zap.Bool("stated_lifetime", tr.ExpiresIn > 0))
+		zap.Bool("stated_lifetime", tr.ExpiresIn > 0), zap.Bool("refresh_token", tr.RefreshToken != ""))
 	return tok, nil
 }
 
+// encodeParams encodes params as a form or as a JSON object whose members
+// are the first value of each parameter.
+func encodeParams(params url.Values, asJSON bool) (body []byte, contentType string) {
+	if !asJSON {
+		return []byte(params.Encode()), "application/x-www-form-urlencoded"
+	}
+	obj := make(map[string]string, len(params))
+	for k := range params {
+		obj[k] = params.Get(k)
+	}
+	body, _ = json.Marshal(obj) // a map of strings always encodes
+	return body, "application/json"
+}
+
 // fail completes te, logs it and returns it.
-func (e *tokenEndpoint) fail(te *TokenError, start time.Time) error {
+func (e *tokenEndpoint) fail(te *TokenError, start time.Time, secrets []string) error {
 	te.Provider = e.provider
-	te.scrub(e.secrets)
+	te.scrub(secrets)
 	describe(te)
 	logFailure(e.log, te, start)
 	return te

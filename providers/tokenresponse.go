@@ -94,7 +94,8 @@ func parseErrorFields(contentType string, body []byte) (code, description string
 
 // errorFields picks the error code and the best description: RFC 6749
 // error_description, SimpleStore/RFC 7807 title, SCAYLE message, RFC 7807
-// detail. An "error" object ({code, message}) is read too.
+// detail, SCAYLE hint, StoreHippo messages[0].message. An "error" object
+// ({code, message}) is read too.
 func errorFields(f responseFields) (code, description string) {
 	code = f.str("error")
 	if obj, ok := f.json["error"]; ok && code == "" {
@@ -107,11 +108,19 @@ func errorFields(f responseFields) (code, description string) {
 			description, _ = inner.Message.(string)
 		}
 	}
-	for _, name := range []string{"error_description", "title", "message", "detail"} {
+	for _, name := range []string{"error_description", "title", "message", "detail", "hint"} {
 		if description != "" {
 			break
 		}
 		description = f.str(name)
+	}
+	if raw, ok := f.json["messages"]; ok && description == "" {
+		var messages []struct {
+			Message any `json:"message"`
+		}
+		if json.Unmarshal(raw, &messages) == nil && len(messages) > 0 {
+			description, _ = messages[0].Message.(string)
+		}
 	}
 	return code, description
 }

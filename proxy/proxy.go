@@ -45,7 +45,7 @@ type Options struct {
 	// TokenUnavailable maps a token engine error to the status, code,
 	// message and Retry-After the caller gets. Default: 503
 	// token_unavailable with the error's text.
-	TokenUnavailable func(err error) (status int, code, message string, retryAfter time.Duration)
+	TokenUnavailable func(tenant string, err error) (status int, code, message string, retryAfter time.Duration)
 }
 
 // Proxy is the http.Handler that serves /{tenant}/… requests. It is safe for
@@ -189,12 +189,12 @@ func (p *Proxy) tokenError(w http.ResponseWriter, r *http.Request, tenant string
 		w.WriteHeader(statusClientClosed) // the caller went away; nobody reads this
 		return
 	}
-	status, code, msg, retry := p.opts.TokenUnavailable(err)
+	status, code, msg, retry := p.opts.TokenUnavailable(tenant, err)
 	p.log.Warn("no token for request", zap.String("tenant", tenant), zap.Error(err))
 	WriteError(w, status, code, tenant, msg, retry)
 }
 
-func defaultTokenUnavailable(err error) (int, string, string, time.Duration) {
+func defaultTokenUnavailable(_ string, err error) (int, string, string, time.Duration) {
 	return http.StatusServiceUnavailable, CodeTokenUnavailable, err.Error(), 5 * time.Second
 }
 

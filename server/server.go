@@ -22,6 +22,7 @@ import (
 
 	"github.com/sidekey/sidekey/config"
 	"github.com/sidekey/sidekey/proxy"
+	"github.com/sidekey/sidekey/store"
 )
 
 // Options configures a Server.
@@ -32,6 +33,11 @@ type Options struct {
 	Logger *zap.Logger
 	// Version is shown on /_sidekey/status.
 	Version string
+	// Store keeps tokens and consent flows. Nil: opened from
+	// Config.Storage, and closed by Shutdown.
+	Store store.Store
+	// Now is the clock. Nil: time.Now.
+	Now func() time.Time
 }
 
 // Server is a running sidekey instance. Create it with New, serve with
@@ -47,6 +53,9 @@ type Server struct {
 	loopback bool   // the listener is loopback: callers and admins are trusted
 	adminSum []byte // sha256 of the admin token; nil: admin routes loopback only
 	callers  *callerSet
+	store    store.Store
+	ownStore bool // the server opened store and closes it
+	now      func() time.Time
 
 	ready        atomic.Bool
 	http         *http.Server
@@ -70,6 +79,11 @@ func New(opts Options) (*Server, error) {
 		log:      log,
 		version:  opts.Version,
 		loopback: config.IsLoopback(cfg.Listen),
+		store:    opts.Store,
+		now:      opts.Now,
+	}
+	if s.now == nil {
+		s.now = time.Now
 	}
 	if cfg.AdminTokenFile != "" {
 		b, err := os.ReadFile(cfg.AdminTokenFile)
@@ -96,9 +110,16 @@ func New(opts Options) (*Server, error) {
 		MaxIdleConnsPerHost:   cfg.Upstream.MaxIdleConnsPerHost,
 	})
 	tokenClient := &http.Client{Transport: transport, Timeout: time.Duration(cfg.Engine.FetchTimeout)}
+	if s.store == nil {
+		if s.store, err = store.Open(cfg.Storage, log); err != nil {
+			return nil, err
+		}
+		s.ownStore = true
+	}
 	s.metrics = newMetrics(s.statusMap)
-	s.tenants, err = buildTenants(cfg, tokenClient, s.metrics, log)
+	s.tenants, err = s.buildTenants(tokenClient)
 	if err != nil {
+		s.closeStore()
 		return nil, err
 	}
 	accessLog := cfg.Log.AccessLog == nil || *cfg.Log.AccessLog
@@ -109,7 +130,7 @@ func New(opts Options) (*Server, error) {
 		Logger:           log.Named("proxy"),
 		AccessLog:        accessLog,
 		Observer:         s.metrics,
-		TokenUnavailable: tokenUnavailable,
+		TokenUnavailable: s.tokenUnavailable,
 	})
 	s.handler = s.routes()
 	s.ready.Store(true)
@@ -136,6 +157,9 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /_sidekey/readyz", s.readyz)
 	mux.Handle("GET /_sidekey/metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	mux.Handle("GET /_sidekey/status", s.adminOnly(http.HandlerFunc(s.statusPage)))
+	mux.Handle("GET /_sidekey/oauth/connect/{tenant}", s.adminOnly(http.HandlerFunc(s.connect)))
+	mux.HandleFunc("GET /_sidekey/oauth/callback", s.callback)
+	mux.Handle("DELETE /_sidekey/admin/connections/{tenant}", s.adminOnly(http.HandlerFunc(s.disconnect)))
 	mux.HandleFunc("/_sidekey/", func(w http.ResponseWriter, r *http.Request) {
 		proxy.WriteError(w, http.StatusNotFound, "not_found", "", "no such sidekey endpoint", 0)
 	})
@@ -152,9 +176,16 @@ func (s *Server) routes() http.Handler {
 	})
 }
 
-func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if !s.ready.Load() {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "shutting down"})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		s.log.Warn("readiness: token store unreachable", zap.Error(err))
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "token store unreachable"})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
@@ -163,7 +194,7 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 func (s *Server) statusMap() map[string]tenantStatus {
 	out := make(map[string]tenantStatus, len(s.tenants))
 	for name, t := range s.tenants {
-		out[name] = t.status()
+		out[name] = s.tenantStatus(name, t)
 	}
 	return out
 }
@@ -239,6 +270,7 @@ func (s *Server) RunListener(ctx context.Context, ln net.Listener) error {
 	select {
 	case err := <-errc:
 		s.closeEngines()
+		s.closeStore()
 		return err
 	case <-ctx.Done():
 	}
@@ -263,8 +295,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			}
 		}
 		s.closeEngines()
+		s.closeStore()
 	})
 	return s.shutdownErr
+}
+
+func (s *Server) closeStore() {
+	if s.ownStore {
+		if err := s.store.Close(); err != nil {
+			s.log.Warn("closing the token store", zap.Error(err))
+		}
+	}
 }
 
 func (s *Server) closeEngines() {

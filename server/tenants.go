@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
-	"sort"
+	"slices"
+	"sync/atomic"
 	"time"
 
-	"go.uber.org/zap"
+	"golang.org/x/oauth2"
 
 	"github.com/sidekey/sidekey/config"
 	"github.com/sidekey/sidekey/providers"
@@ -20,8 +22,11 @@ import (
 // engine and the proxy route that uses them.
 type tenant struct {
 	spec   *providers.Tenant
+	stored *tokensource.StoredSource // nil for fixed keys (static)
 	engine *tokensource.Source
 	route  *proxy.Route
+
+	connectedAt atomic.Pointer[time.Time] // last consent completed on this replica
 }
 
 // tenantStatus is what /_sidekey/status shows of a tenant. It holds no
@@ -38,48 +43,29 @@ type tenantStatus struct {
 	LastError   string     `json:"last_error,omitempty"`
 	Fetches     uint64     `json:"fetches"`
 	Failures    uint64     `json:"failures"`
+	ConnectURL  string     `json:"connect_url,omitempty"`  // consent-flow tenants: where a person (re)connects it
+	ConnectedAt *time.Time `json:"connected_at,omitempty"` // when a consent last completed on this replica
 }
 
-// buildTenants resolves every configured tenant and starts its engine.
-func buildTenants(cfg *config.Config, client *http.Client, obs tokensource.Observer, log *zap.Logger) (map[string]*tenant, error) {
+// buildTenants resolves every configured tenant and builds its chain:
+// provider grant → StoredSource (persist first) → RefreshAhead engine. Fixed
+// keys (static) skip the store. Engines fetch on first use.
+func (s *Server) buildTenants(client *http.Client) (map[string]*tenant, error) {
+	cfg := s.cfg
 	tenants := make(map[string]*tenant, len(cfg.Tenants))
 	var problems config.Problems
-	names := make([]string, 0, len(cfg.Tenants))
-	for name := range cfg.Tenants {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		spec, err := providers.Build(name, cfg.Tenants[name], providers.Options{HTTPClient: client, Logger: log})
+	for _, name := range slices.Sorted(maps.Keys(cfg.Tenants)) {
+		spec, err := providers.Build(name, cfg.Tenants[name], providers.Options{HTTPClient: client, Logger: s.log})
 		if err != nil {
 			var ps config.Problems
 			if errors.As(err, &ps) {
 				problems = append(problems, ps...)
-				continue
+			} else {
+				problems = append(problems, config.Problem{Key: "tenants." + name, Message: err.Error()})
 			}
-			problems = append(problems, config.Problem{Key: "tenants." + name, Message: err.Error()})
 			continue
 		}
-		engine := tokensource.RefreshAhead(spec.Source, tokensource.Options{
-			Name:          name,
-			RefreshBefore: spec.RefreshBefore,
-			FetchTimeout:  time.Duration(cfg.Engine.FetchTimeout),
-			Logger:        log,
-			Observer:      obs,
-		})
-		tenants[name] = &tenant{
-			spec:   spec,
-			engine: engine,
-			route: proxy.NewRoute(proxy.RouteOptions{
-				Name:     name,
-				Upstream: spec.APIURL,
-				Tokens:   engine,
-				Header:   spec.Inject.Header,
-				Prefix:   spec.Inject.Prefix,
-				Suffix:   spec.Inject.Suffix,
-				Headers:  spec.Headers,
-			}),
-		}
+		tenants[name] = s.newTenant(name, spec)
 	}
 	if len(problems) > 0 {
 		for _, t := range tenants {
@@ -90,17 +76,84 @@ func buildTenants(cfg *config.Config, client *http.Client, obs tokensource.Obser
 	return tenants, nil
 }
 
+// newTenant builds one tenant's token chain and route.
+func (s *Server) newTenant(name string, spec *providers.Tenant) *tenant {
+	t := &tenant{spec: spec}
+	var src oauth2.TokenSource
+	switch {
+	case spec.AuthCode != nil:
+		t.stored = tokensource.Stored(tokensource.StoredOptions{
+			Name: name, Storage: s.store, Key: tokenKey(name), Logger: s.log, Now: s.now,
+			Fetch: func(ctx context.Context, prev *oauth2.Token) (*oauth2.Token, error) {
+				if prev == nil {
+					return nil, fmt.Errorf("%w: tenant %s is not connected", providers.ErrConsentRequired, name)
+				}
+				if prev.RefreshToken == "" {
+					return nil, fmt.Errorf("%w: tenant %s's token ran out and there is no refresh token", providers.ErrConsentRequired, name)
+				}
+				return spec.AuthCode.Refresh(ctx, prev.RefreshToken)
+			},
+			Final: func(err error) bool { return errors.Is(err, providers.ErrConsentRequired) },
+		})
+		src = t.stored
+	case spec.Provider == "static":
+		src = spec.Source
+	default:
+		grant := spec.Source.(providers.ContextTokenSource)
+		t.stored = tokensource.Stored(tokensource.StoredOptions{
+			Name: name, Storage: s.store, Key: tokenKey(name), Logger: s.log, Now: s.now,
+			Fetch: func(ctx context.Context, _ *oauth2.Token) (*oauth2.Token, error) { return grant.TokenContext(ctx) },
+		})
+		src = t.stored
+	}
+	t.engine = tokensource.RefreshAhead(src, tokensource.Options{
+		Name:          name,
+		RefreshBefore: spec.RefreshBefore,
+		FetchTimeout:  time.Duration(s.cfg.Engine.FetchTimeout),
+		Logger:        s.log,
+		Observer:      s.metrics,
+		Now:           s.now,
+	})
+	t.route = proxy.NewRoute(proxy.RouteOptions{
+		Name:     name,
+		Upstream: spec.APIURL,
+		Tokens:   t.engine,
+		Header:   spec.Inject.Header,
+		Prefix:   spec.Inject.Prefix,
+		Suffix:   spec.Inject.Suffix,
+		Headers:  spec.Headers,
+	})
+	return t
+}
+
+// tokenKey is a tenant's token record in the store.
+func tokenKey(tenant string) string { return "tokens/" + tenant }
+
+// consentSoon is how close to expiry a tenant without a refresh grant
+// (Istores) shows "consent_needed_soon".
+const consentSoon = 14 * 24 * time.Hour
+
 // status reports one tenant.
-func (t *tenant) status() tenantStatus {
+func (s *Server) tenantStatus(name string, t *tenant) tenantStatus {
 	st := t.engine.Status()
+	now := s.now()
 	out := tenantStatus{
 		Provider:  t.spec.Provider,
 		API:       t.spec.APIURL.String(),
 		State:     st.State,
-		Valid:     st.State == "valid" || st.State == "refreshing",
+		Valid:     st.Valid,
 		LastError: st.LastError,
 		Fetches:   st.Fetches,
 		Failures:  st.Failures,
+	}
+	if t.spec.AuthCode != nil {
+		out.ConnectURL = s.connectURL(name)
+		switch {
+		case !out.Valid && errors.Is(st.LastErr, providers.ErrConsentRequired):
+			out.State = "consent_required"
+		case out.Valid && t.spec.Provider == "istores" && !st.Expiry.IsZero() && st.Expiry.Sub(now) < consentSoon:
+			out.State = "consent_needed_soon"
+		}
 	}
 	timePtr := func(t time.Time) *time.Time {
 		if t.IsZero() {
@@ -112,11 +165,18 @@ func (t *tenant) status() tenantStatus {
 	out.Expiry = timePtr(st.Expiry)
 	out.LastRefresh = timePtr(st.LastRefresh)
 	out.NextRefresh = timePtr(st.NextRefresh)
+	out.ConnectedAt = t.connectedAt.Load()
 	return out
 }
 
-// tokenUnavailable maps a token engine error to what the caller gets.
-func tokenUnavailable(err error) (int, string, string, time.Duration) {
+// tokenUnavailable maps a token engine error to what the caller gets:
+// consent_required (with the URL that connects the tenant) when a person
+// must act, else token_unavailable with the platform's reason.
+func (s *Server) tokenUnavailable(tenant string, err error) (int, string, string, time.Duration) {
+	if errors.Is(err, providers.ErrConsentRequired) {
+		return http.StatusServiceUnavailable, proxy.CodeConsentRequired,
+			"tenant " + tenant + " needs consent: open " + s.connectURL(tenant) + " (or run: sidekey connect " + tenant + ")", 0
+	}
 	retry := 5 * time.Second
 	var fe *tokensource.FetchError
 	if errors.As(err, &fe) && fe.RetryAfter > 0 {
@@ -126,5 +186,5 @@ func tokenUnavailable(err error) (int, string, string, time.Duration) {
 	if errors.Is(err, context.DeadlineExceeded) {
 		msg = "timed out waiting for a token from the provider"
 	}
-	return http.StatusServiceUnavailable, proxy.CodeTokenUnavailable, fmt.Sprintf("no valid token: %s", msg), retry
+	return http.StatusServiceUnavailable, proxy.CodeTokenUnavailable, "no valid token: " + msg, retry
 }

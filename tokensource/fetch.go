@@ -11,6 +11,12 @@ import (
 	"golang.org/x/oauth2"
 )
 
+// contextSource is a raw source whose token request takes a context
+// (every providers.Tenant.Source and every *StoredSource is one).
+type contextSource interface {
+	TokenContext(ctx context.Context) (*oauth2.Token, error)
+}
+
 // flight is one fetch attempt, shared by every caller waiting for it.
 type flight struct {
 	done    chan struct{} // closed once tok or err is set
@@ -50,7 +56,17 @@ func (s *Source) startLocked(now time.Time) *flight {
 
 // call runs the raw source once and hands its result to the current flight.
 func (s *Source) call() {
-	tok, err := s.src.Token()
+	var tok *oauth2.Token
+	var err error
+	if cs, ok := s.src.(contextSource); ok {
+		// A context-aware source is cancelled at FetchTimeout or Close
+		// instead of being abandoned.
+		ctx, cancel := context.WithTimeout(s.ctx, s.opts.FetchTimeout)
+		tok, err = cs.TokenContext(ctx)
+		cancel()
+	} else {
+		tok, err = s.src.Token()
+	}
 	s.mu.Lock()
 	s.calling = false
 	o := s.finishLocked(s.flight, tok, err)

@@ -56,6 +56,9 @@ type Status struct {
 	// and the last fetch failed) or "empty" (no token yet, or it was
 	// invalidated or the Source closed).
 	State string
+	// Valid reports whether a token is being served (also while a refresh
+	// of it runs).
+	Valid bool
 	// Expiry is the current token's effective expiry (its own expiry less
 	// the clock-skew margin); zero for a permanent token or none.
 	Expiry time.Time
@@ -68,6 +71,9 @@ type Status struct {
 	// State "valid" it means a background refresh failed and is retried
 	// while the current token lasts.
 	LastError string
+	// LastErr is the last fetch's error itself, for errors.Is; nil after a
+	// success. Not for display: use LastError.
+	LastErr error `json:"-"`
 	// Fetches counts fetch attempts; Failures counts the failed ones.
 	Fetches, Failures uint64
 }
@@ -84,9 +90,11 @@ var errRejected = errors.New("the API rejected a token soon after it was fetched
 // exists do callers wait, and then all of them share one fetch. The tokens
 // it returns are shared between callers and must not be modified.
 type Source struct {
-	src  oauth2.TokenSource
-	opts Options
-	log  *zap.Logger
+	src    oauth2.TokenSource
+	opts   Options
+	log    *zap.Logger
+	ctx    context.Context // cancelled by Close; bounds context-aware fetches
+	cancel context.CancelFunc
 
 	cur        atomic.Pointer[state] // the published token; nil: none. Stored only under mu.
 	refreshing atomic.Bool           // mirrors flight != nil for the hot path
@@ -112,10 +120,13 @@ type Source struct {
 // call; after it the Source refreshes in the background until Close.
 func RefreshAhead(src oauth2.TokenSource, opts Options) *Source {
 	opts = opts.withDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
 	return &Source{
-		src:  src,
-		opts: opts,
-		log:  opts.Logger.With(zap.String("tenant", opts.Name)),
+		src:    src,
+		opts:   opts,
+		log:    opts.Logger.With(zap.String("tenant", opts.Name)),
+		ctx:    ctx,
+		cancel: cancel,
 	}
 }
 
@@ -263,6 +274,7 @@ func (s *Source) Close() {
 		return
 	}
 	s.closed = true
+	s.cancel()
 	s.cur.Store(nil)
 	if s.timer != nil {
 		s.timer.Stop()
@@ -276,6 +288,21 @@ func (s *Source) Close() {
 	}
 }
 
+// Reset forgets the current token and any backoff, so that the next
+// TokenContext fetches at once. The server calls it when a tenant's stored
+// credentials changed under the engine (a consent completed, a tenant was
+// disconnected). A fetch in progress is left to finish.
+func (s *Source) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.cur.Store(nil)
+	s.nextAttempt, s.failStreak, s.rejects, s.lastErr = time.Time{}, 0, 0, nil
+	s.stopTimerLocked()
+}
+
 // Status returns a snapshot of the Source. It is cheap and safe for
 // concurrent use.
 func (s *Source) Status() Status {
@@ -286,10 +313,12 @@ func (s *Source) Status() Status {
 	out := Status{LastRefresh: s.lastRefresh, Fetches: s.fetches, Failures: s.failures}
 	if s.lastErr != nil {
 		out.LastError = s.lastErr.Error()
+		out.LastErr = s.lastErr
 	}
 	if st != nil {
 		out.Expiry = st.expiry
 	}
+	out.Valid = st.valid(now)
 	switch {
 	case s.flight != nil:
 		out.State = "refreshing"

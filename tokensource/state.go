@@ -37,18 +37,28 @@ func newState(tok *oauth2.Token, fetchedAt time.Time, refreshBefore time.Duratio
 		return st // permanent: only Invalidate drops it
 	}
 	exp := tok.Expiry.Round(0)
-	life := exp.Sub(fetchedAt)
+	issued := fetchedAt
+	if t, ok := tok.Extra(ObtainedExtra).(time.Time); ok && t.Before(fetchedAt) {
+		issued = t.Round(0) // a stored token: its life began when it was first obtained
+	}
+	life := exp.Sub(issued)
 	st.expiry = exp.Add(-min(maxSkew, life/10))
 	if refreshBefore <= 0 {
-		st.refreshAt = fetchedAt.Add(life / 2)
+		st.refreshAt = issued.Add(life / 2)
 		return st
 	}
 	st.refreshAt = st.expiry.Add(-refreshBefore)
-	if earliest := fetchedAt.Add(life / 10); st.refreshAt.Before(earliest) {
+	if earliest := issued.Add(life / 10); st.refreshAt.Before(earliest) {
 		st.refreshAt = earliest
 	}
 	return st
 }
+
+// ObtainedExtra names the oauth2.Token extra (a time.Time) that says when a
+// token was first obtained, for tokens read back from a store. Lifetimes
+// and refresh times count from it, so that replicas sharing a token refresh
+// it together rather than each at half of what remains.
+const ObtainedExtra = "sidekey_obtained"
 
 // valid reports whether st holds a token that may be served at now.
 func (st *state) valid(now time.Time) bool {

@@ -1,0 +1,43 @@
+// Command bareproxy runs the bare httputil.ReverseProxy contender (see
+// package bare): /bench/… → upstream/… with a fixed Authorization header.
+//
+//	bareproxy -addr 127.0.0.1:18001 -upstream http://127.0.0.1:18000
+package main
+
+import (
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"time"
+
+	"github.com/sidekey/sidekey/bench/internal/bare"
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:0", "listen `address` (loopback)")
+	upstream := flag.String("upstream", "", "upstream base `URL`")
+	prefix := flag.String("prefix", "/bench", "path `prefix` stripped before forwarding")
+	token := flag.String("token", "bench-token", "bearer `token` to inject")
+	flag.Parse()
+	if err := run(*addr, *upstream, *prefix, *token); err != nil {
+		fmt.Fprintln(os.Stderr, "bareproxy:", err)
+		os.Exit(1)
+	}
+}
+
+func run(addr, upstream, prefix, token string) error {
+	u, err := url.Parse(upstream)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("-upstream %q: want http://host:port", upstream)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	fmt.Println("listening", ln.Addr())
+	srv := &http.Server{Handler: bare.New(u, prefix, token), ReadHeaderTimeout: 10 * time.Second}
+	return srv.Serve(ln)
+}

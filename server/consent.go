@@ -1,0 +1,280 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/sidekey/sidekey/providers"
+	"github.com/sidekey/sidekey/proxy"
+)
+
+// consentTTL is how long a started consent flow may take.
+const consentTTL = 10 * time.Minute
+
+// consentPrefix is the store folder of consent flows in progress, keyed by
+// their state nonce. Keeping them in the store lets the callback land on any
+// replica.
+const consentPrefix = "consent/"
+
+// flow is one consent flow in progress, as stored.
+type flow struct {
+	Tenant   string    `json:"tenant"`
+	Provider string    `json:"provider"`
+	Verifier string    `json:"verifier,omitempty"` // PKCE (oauth2 provider)
+	Started  time.Time `json:"started"`
+}
+
+func (f *flow) expired(now time.Time) bool { return now.Sub(f.Started) > consentTTL }
+
+// connect starts a consent flow: GET /_sidekey/oauth/connect/{tenant}
+// answers 302 to the platform's consent page (or, with ?format=json, the
+// URL as JSON for `sidekey connect`).
+func (s *Server) connect(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("tenant")
+	t, ok := s.tenants[name]
+	if !ok {
+		proxy.WriteError(w, http.StatusNotFound, proxy.CodeUnknownTenant, name, "no tenant named "+name, 0)
+		return
+	}
+	if t.spec.AuthCode == nil {
+		proxy.WriteError(w, http.StatusBadRequest, "no_consent_flow", name,
+			"tenant "+name+" ("+t.spec.Provider+") needs no consent: its token comes from client credentials or a fixed key", 0)
+		return
+	}
+	nonce := randomNonce()
+	f := flow{Tenant: name, Provider: t.spec.Provider, Started: s.now().UTC()}
+	if t.spec.Provider == "oauth2" {
+		f.Verifier = providers.NewPKCEVerifier()
+	}
+	consentURL, err := t.spec.AuthCode.ConsentURL(s.consent(nonce, &f))
+	if err != nil {
+		s.log.Error("building the consent URL failed", zap.String("tenant", name), zap.Error(err))
+		proxy.WriteError(w, http.StatusInternalServerError, "consent_url_failed", name, "could not build the consent URL; see the log", 0)
+		return
+	}
+	b, _ := json.Marshal(f)
+	if err := s.store.Store(r.Context(), consentPrefix+nonce, b); err != nil {
+		s.log.Error("storing the consent flow failed", zap.String("tenant", name), zap.Error(err))
+		proxy.WriteError(w, http.StatusServiceUnavailable, "store_unavailable", name, "the token store is unavailable", 5*time.Second)
+		return
+	}
+	s.log.Info("consent flow started", zap.String("tenant", name), zap.String("provider", f.Provider))
+	if r.URL.Query().Get("format") == "json" {
+		writeJSON(w, http.StatusOK, map[string]any{"tenant": name, "url": consentURL, "expires": f.Started.Add(consentTTL)})
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, consentURL, http.StatusFound)
+}
+
+// consent is the providers.Consent for flow f with state nonce.
+func (s *Server) consent(nonce string, f *flow) providers.Consent {
+	return providers.Consent{State: nonce, RedirectURL: s.cfg.RedirectURL(), PKCEVerifier: f.Verifier, Now: f.Started}
+}
+
+// callback completes a consent flow: GET /_sidekey/oauth/callback?code&state.
+// It is open to anyone and guarded by the state: random, single use, bound
+// to one tenant, valid for 10 minutes. Any failure changes nothing stored.
+func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if e := q.Get("error"); e != "" {
+		s.callbackFailed(w, "", http.StatusBadRequest, "the platform did not grant access: "+clip(e, 64))
+		return
+	}
+	code := q.Get("code")
+	if code == "" {
+		s.callbackFailed(w, "", http.StatusBadRequest, "the callback has no code")
+		return
+	}
+	nonce, f, err := s.takeFlow(r.Context(), q)
+	if err != nil {
+		s.callbackFailed(w, "", http.StatusBadRequest, err.Error())
+		return
+	}
+	t, ok := s.tenants[f.Tenant]
+	if !ok || t.spec.AuthCode == nil {
+		s.callbackFailed(w, f.Tenant, http.StatusBadRequest, "the consent was started for a tenant that is no longer configured")
+		return
+	}
+	if got, err := t.spec.AuthCode.CallbackState(q); err != nil || (got != "" && got != nonce) {
+		s.callbackFailed(w, f.Tenant, http.StatusBadRequest, "the callback's state does not belong to this tenant's consent")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), time.Duration(s.cfg.Engine.FetchTimeout))
+	defer cancel()
+	tok, err := t.spec.AuthCode.Exchange(ctx, code, s.consent(nonce, f))
+	if err != nil {
+		s.log.Warn("code exchange failed", zap.String("tenant", f.Tenant), zap.Error(err))
+		s.callbackFailed(w, f.Tenant, http.StatusBadGateway, "the platform refused the code: "+err.Error())
+		return
+	}
+	if err := t.stored.Save(r.Context(), tok); err != nil {
+		s.log.Error("storing the new token failed", zap.String("tenant", f.Tenant), zap.Error(err))
+		s.callbackFailed(w, f.Tenant, http.StatusServiceUnavailable, "the token store is unavailable; start the consent again")
+		return
+	}
+	t.engine.Reset()
+	now := s.now().UTC()
+	t.connectedAt.Store(&now)
+	s.log.Info("tenant connected", zap.String("tenant", f.Tenant), zap.String("provider", f.Provider))
+	s.callbackPage(w, r, http.StatusOK, f.Tenant, "connected", "sidekey now holds a token for "+f.Tenant+". You can close this page.")
+}
+
+// takeFlow finds and consumes the stored flow the callback answers. The
+// state is our nonce, or for SCAYLE the base64 JSON of the consent JWT's
+// payload carrying it; an Istores callback without state is accepted only
+// when exactly one Istores consent is in progress.
+func (s *Server) takeFlow(ctx context.Context, q url.Values) (string, *flow, error) {
+	state := q.Get("state")
+	var candidates []string
+	if state != "" {
+		candidates = append(candidates, state)
+		if n := nonceInState(state); n != "" {
+			candidates = append(candidates, n)
+		}
+	} else {
+		n, err := s.soleIstoresFlow(ctx)
+		if err != nil {
+			return "", nil, err
+		}
+		candidates = append(candidates, n)
+	}
+	for _, nonce := range candidates {
+		if !validNonce(nonce) {
+			continue
+		}
+		b, err := s.store.Take(ctx, consentPrefix+nonce)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return "", nil, errors.New("the token store is unavailable")
+		}
+		var f flow
+		if err := json.Unmarshal(b, &f); err != nil {
+			return "", nil, errors.New("the consent record is unreadable")
+		}
+		if f.expired(s.now()) {
+			return "", nil, errors.New("this consent expired (they last 10 minutes): start it again")
+		}
+		return nonce, &f, nil
+	}
+	return "", nil, errors.New("unknown or already used state: start the consent again")
+}
+
+// soleIstoresFlow returns the nonce of the only unexpired Istores flow.
+func (s *Server) soleIstoresFlow(ctx context.Context) (string, error) {
+	keys, err := s.store.List(ctx, consentPrefix)
+	if err != nil {
+		return "", errors.New("the token store is unavailable")
+	}
+	var found []string
+	for _, k := range keys {
+		b, err := s.store.Load(ctx, k)
+		if err != nil {
+			continue
+		}
+		var f flow
+		if json.Unmarshal(b, &f) == nil && f.Provider == "istores" && !f.expired(s.now()) {
+			found = append(found, strings.TrimPrefix(k, consentPrefix))
+		}
+	}
+	if len(found) != 1 {
+		return "", errors.New("the callback has no state, and it cannot be matched to exactly one consent in progress")
+	}
+	return found[0], nil
+}
+
+// nonceInState decodes a SCAYLE-style state (base64 JSON with a nonce
+// claim); "" when state is not one.
+func nonceInState(state string) string {
+	if len(state) > 4096 {
+		return ""
+	}
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		b, err := enc.DecodeString(state)
+		if err != nil {
+			continue
+		}
+		var claims struct {
+			Nonce string `json:"nonce"`
+		}
+		if json.Unmarshal(b, &claims) == nil {
+			return claims.Nonce
+		}
+	}
+	return ""
+}
+
+// randomNonce returns 32 random bytes, base64url.
+func randomNonce() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// validNonce reports whether n has the shape randomNonce produces, so no
+// caller-chosen string becomes a store key.
+func validNonce(n string) bool {
+	if len(n) != 43 {
+		return false
+	}
+	for i := 0; i < len(n); i++ {
+		c := n[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Server) callbackFailed(w http.ResponseWriter, tenant string, status int, msg string) {
+	s.log.Warn("consent callback rejected", zap.String("tenant", tenant), zap.String("reason", msg))
+	s.callbackPage(w, nil, status, tenant, "failed", msg)
+}
+
+// callbackPage answers the browser with a short page, or JSON when asked.
+func (s *Server) callbackPage(w http.ResponseWriter, r *http.Request, status int, tenant, result, msg string) {
+	if status >= 400 {
+		w.Header().Set(proxy.ErrorHeader, "consent_failed")
+	}
+	if r != nil && strings.Contains(r.Header.Get("Accept"), "application/json") {
+		writeJSON(w, status, map[string]string{"tenant": tenant, "result": result, "message": msg})
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+	w.WriteHeader(status)
+	_ = callbackTemplate.Execute(w, map[string]string{"Tenant": tenant, "Result": result, "Message": msg})
+}
+
+var callbackTemplate = template.Must(template.New("callback").Parse(`<!doctype html>
+<html><head><meta charset="utf-8"><title>sidekey: {{.Result}}</title>
+<style>body{font:16px system-ui,sans-serif;margin:4em auto;max-width:36em}</style></head>
+<body><h1>{{if .Tenant}}{{.Tenant}}: {{end}}{{.Result}}</h1><p>{{.Message}}</p></body></html>
+`))
+
+// clip shortens s to n bytes for echoing platform-chosen text.
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// connectURL is where a person starts tenant's consent.
+func (s *Server) connectURL(tenant string) string {
+	return strings.TrimRight(s.cfg.PublicURL, "/") + "/_sidekey/oauth/connect/" + tenant
+}

@@ -1,0 +1,228 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Buckets of the file store's database. Values live in dataBucket under
+// their key names; metaBucket holds the store's own records (the canary), so
+// they can never collide with a key or show up in List.
+var (
+	dataBucket = []byte("kv")
+	metaBucket = []byte("meta")
+)
+
+// boltStore is an unsealed Store in a bbolt database. OpenFile wraps it with
+// Seal; on its own it stores values in clear.
+type boltStore struct {
+	db    *bolt.DB
+	path  string // database file, for messages
+	locks *lockTable
+
+	closeOnce sync.Once
+	closeErr  error // from the first Close
+}
+
+// openBolt opens (creating if needed, mode 0600) the bbolt database at path
+// and its buckets. Every commit is fsync'd (bbolt's default). If another
+// process holds the database it gives up after timeout.
+func openBolt(path string, timeout time.Duration) (*boltStore, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, fmt.Errorf("store: %s is in use by another sidekey process (%w waiting for its lock)", path, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: opening %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{dataBucket, metaBucket} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: preparing %s: %w", path, err)
+	}
+	return &boltStore{db: db, path: path, locks: newLockTable()}, nil
+}
+
+// Load implements Store.
+func (b *boltStore) Load(ctx context.Context, key string) ([]byte, error) {
+	if err := begin(ctx, key); err != nil {
+		return nil, err
+	}
+	var out []byte
+	err := b.db.View(func(tx *bolt.Tx) error {
+		v, ok := get(tx.Bucket(dataBucket), key)
+		if !ok {
+			return errNotExist(key)
+		}
+		out = append([]byte{}, v...) // v is valid only inside the transaction
+		return nil
+	})
+	return out, b.wrap(err)
+}
+
+// Store implements Store: one fsync'd transaction.
+func (b *boltStore) Store(ctx context.Context, key string, value []byte) error {
+	if err := begin(ctx, key); err != nil {
+		return err
+	}
+	return b.wrap(b.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(dataBucket).Put([]byte(key), value)
+	}))
+}
+
+// Delete implements Store.
+func (b *boltStore) Delete(ctx context.Context, key string) error {
+	if err := begin(ctx, key); err != nil {
+		return err
+	}
+	return b.wrap(b.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(dataBucket).Delete([]byte(key))
+	}))
+}
+
+// Take implements Store: the read and the delete are one transaction, and
+// bbolt runs one writing transaction at a time.
+func (b *boltStore) Take(ctx context.Context, key string) ([]byte, error) {
+	if err := begin(ctx, key); err != nil {
+		return nil, err
+	}
+	var out []byte
+	err := b.db.Update(func(tx *bolt.Tx) error {
+		bucket := tx.Bucket(dataBucket)
+		v, ok := get(bucket, key)
+		if !ok {
+			return errNotExist(key)
+		}
+		out = append([]byte{}, v...)
+		return bucket.Delete([]byte(key))
+	})
+	if err != nil {
+		return nil, b.wrap(err)
+	}
+	return out, nil
+}
+
+// List implements Store. bbolt keeps keys in byte order, so no sort is
+// needed.
+func (b *boltStore) List(ctx context.Context, prefix string) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := checkPrefix(prefix); err != nil {
+		return nil, err
+	}
+	keys := []string{}
+	err := b.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(dataBucket).Cursor()
+		p := []byte(prefix)
+		for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+			keys = append(keys, string(k))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, b.wrap(err)
+	}
+	return keys, nil
+}
+
+// Lock implements Store: in-process locks (the database is exclusive to
+// this process).
+func (b *boltStore) Lock(ctx context.Context, name string) (func(), error) {
+	if err := checkLockName(name); err != nil {
+		return nil, err
+	}
+	return b.locks.lock(ctx, name)
+}
+
+// Ping implements Store: it reads the database.
+func (b *boltStore) Ping(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return b.wrap(b.db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(dataBucket) == nil {
+			return errors.New("the data bucket is missing")
+		}
+		return nil
+	}))
+}
+
+// Close implements Store. It waits for running transactions to finish.
+func (b *boltStore) Close() error {
+	b.closeOnce.Do(func() {
+		b.locks.close()
+		if err := b.db.Close(); err != nil {
+			b.closeErr = fmt.Errorf("store: closing %s: %w", b.path, err)
+		}
+	})
+	return b.closeErr
+}
+
+// readMeta returns the internal record name from the meta bucket, or nil.
+func (b *boltStore) readMeta(name string) ([]byte, error) {
+	var out []byte
+	err := b.db.View(func(tx *bolt.Tx) error {
+		if v, ok := get(tx.Bucket(metaBucket), name); ok {
+			out = append([]byte{}, v...)
+		}
+		return nil
+	})
+	return out, b.wrap(err)
+}
+
+// writeMeta writes the internal record name to the meta bucket.
+func (b *boltStore) writeMeta(name string, value []byte) error {
+	return b.wrap(b.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(metaBucket).Put([]byte(name), value)
+	}))
+}
+
+// first returns the first key in the data bucket and its value; ok is false
+// when the bucket is empty.
+func (b *boltStore) first() (key string, value []byte, ok bool, err error) {
+	err = b.db.View(func(tx *bolt.Tx) error {
+		k, v := tx.Bucket(dataBucket).Cursor().First()
+		if k != nil {
+			key, value, ok = string(k), append([]byte{}, v...), true
+		}
+		return nil
+	})
+	return key, value, ok, b.wrap(err)
+}
+
+// wrap turns bbolt's closed-database error into ErrClosed and adds the
+// package prefix to other bbolt errors; our own errors pass unchanged.
+func (b *boltStore) wrap(err error) error {
+	var nx *notExistError
+	switch {
+	case err == nil, errors.As(err, &nx):
+		return err
+	case errors.Is(err, bolt.ErrDatabaseNotOpen):
+		return ErrClosed
+	}
+	return fmt.Errorf("store: %s: %w", b.path, err)
+}
+
+// get returns the value of key in bucket. A cursor tells a present empty
+// value from a missing key, which Bucket.Get does not.
+func get(bucket *bolt.Bucket, key string) ([]byte, bool) {
+	k, v := bucket.Cursor().Seek([]byte(key))
+	if k == nil || string(k) != key {
+		return nil, false
+	}
+	return v, true
+}

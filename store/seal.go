@@ -1,0 +1,150 @@
+package store
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"fmt"
+)
+
+// KeySize is the length of a store key in bytes (AES-256).
+const KeySize = 32
+
+// Sealed value format, version 1:
+//
+//	version (1 byte, 0x01) | nonce (12 random bytes) | AES-256-GCM ciphertext and tag
+//
+// The additional authenticated data is the version byte followed by the key
+// name, so a value opens only under the name it was written under.
+const (
+	sealVersion  = 1
+	nonceSize    = 12
+	sealOverhead = 1 + nonceSize + 16 // version, nonce, GCM tag
+)
+
+// sealer encrypts and authenticates values for one store key. It is safe
+// for concurrent use (a GCM AEAD keeps no state between calls).
+type sealer struct {
+	aead cipher.AEAD
+}
+
+// newSealer returns a sealer for a KeySize-byte key.
+func newSealer(key []byte) (*sealer, error) {
+	if len(key) != KeySize {
+		return nil, fmt.Errorf("store: the store key must be %d bytes, not %d", KeySize, len(key))
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return &sealer{aead: aead}, nil
+}
+
+// seal encrypts plaintext for the key name with a fresh random nonce.
+func (s *sealer) seal(name string, plaintext []byte) []byte {
+	out := make([]byte, 1+nonceSize, sealOverhead+len(plaintext))
+	out[0] = sealVersion
+	nonce := out[1 : 1+nonceSize]
+	_, _ = rand.Read(nonce) // never fails: crypto/rand crashes the program rather than return an error
+	return s.aead.Seal(out, nonce, plaintext, additionalData(name))
+}
+
+// open decrypts a sealed value read under the key name. Any failure is an
+// error wrapping ErrWrongKey that names the key and never shows the data.
+func (s *sealer) open(name string, sealed []byte) ([]byte, error) {
+	switch {
+	case len(sealed) < sealOverhead:
+		return nil, fmt.Errorf("store: value of %q is not a sealed value (%d bytes, too short): %w", name, len(sealed), ErrWrongKey)
+	case sealed[0] != sealVersion:
+		return nil, fmt.Errorf("store: value of %q has unknown seal format version %d: %w", name, sealed[0], ErrWrongKey)
+	}
+	nonce, ciphertext := sealed[1:1+nonceSize], sealed[1+nonceSize:]
+	plaintext, err := s.aead.Open(nil, nonce, ciphertext, additionalData(name))
+	if err != nil {
+		return nil, fmt.Errorf("store: value of %q does not open with the store key (written with another key, under another name, or damaged): %w", name, ErrWrongKey)
+	}
+	if plaintext == nil {
+		plaintext = []byte{}
+	}
+	return plaintext, nil
+}
+
+// additionalData binds a sealed value to its format version and key name.
+func additionalData(name string) []byte {
+	return append([]byte{sealVersion}, name...)
+}
+
+// sealedStore is a Store that seals every value before the inner store sees
+// it. See Seal.
+type sealedStore struct {
+	inner Store
+	s     *sealer
+}
+
+// Seal returns a Store that encrypts every value with AES-256-GCM under key
+// (KeySize bytes; Seal keeps no reference to the slice) before passing it to
+// inner, and decrypts on the way out. Each value gets a fresh random nonce
+// and is bound to its key name, so a value copied to another key fails to
+// open. A value that does not open is an error wrapping ErrWrongKey naming
+// the key. Key names, List, Lock, Ping and Close pass through unchanged. It
+// is safe for concurrent use when inner is. Closing it closes inner.
+func Seal(inner Store, key []byte) (Store, error) {
+	s, err := newSealer(key)
+	if err != nil {
+		return nil, err
+	}
+	return &sealedStore{inner: inner, s: s}, nil
+}
+
+// Load implements Store.
+func (ss *sealedStore) Load(ctx context.Context, key string) ([]byte, error) {
+	v, err := ss.inner.Load(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	return ss.s.open(key, v)
+}
+
+// Store implements Store.
+func (ss *sealedStore) Store(ctx context.Context, key string, value []byte) error {
+	if err := begin(ctx, key); err != nil {
+		return err
+	}
+	return ss.inner.Store(ctx, key, ss.s.seal(key, value))
+}
+
+// Delete implements Store.
+func (ss *sealedStore) Delete(ctx context.Context, key string) error {
+	return ss.inner.Delete(ctx, key)
+}
+
+// Take implements Store. A value that was taken but does not open is gone
+// from the inner store all the same.
+func (ss *sealedStore) Take(ctx context.Context, key string) ([]byte, error) {
+	v, err := ss.inner.Take(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	return ss.s.open(key, v)
+}
+
+// List implements Store.
+func (ss *sealedStore) List(ctx context.Context, prefix string) ([]string, error) {
+	return ss.inner.List(ctx, prefix)
+}
+
+// Lock implements Store.
+func (ss *sealedStore) Lock(ctx context.Context, name string) (func(), error) {
+	return ss.inner.Lock(ctx, name)
+}
+
+// Ping implements Store.
+func (ss *sealedStore) Ping(ctx context.Context) error { return ss.inner.Ping(ctx) }
+
+// Close implements Store.
+func (ss *sealedStore) Close() error { return ss.inner.Close() }

@@ -1,0 +1,112 @@
+// Package store keeps sidekey's durable state — tokens, rotated refresh
+// tokens, runtime connections and single-use consent state — behind a small
+// interface modelled on certmagic's Storage.
+//
+// Three kinds exist: NewMemory (nothing survives the process), OpenFile (an
+// embedded bbolt database, every value sealed with AES-256-GCM, fsync'd on
+// every write) and, later, a redis store shared by several replicas. Open
+// picks one from the configuration. Seal wraps any Store so that every value
+// it holds is encrypted and bound to its key name.
+//
+// Keys are '/'-separated names such as "tenants/acme/token". They are names,
+// not secrets: they appear in error messages.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+)
+
+// Store is a durable key/value store with named locks. Implementations MUST
+// be safe for concurrent use by multiple goroutines.
+//
+// Every method checks its key (or lock name, or List prefix) first and
+// returns an error matching ErrInvalidKey for a name that is empty, starts
+// with '/', has an empty, "." or ".." segment, holds a control character or
+// invalid UTF-8, or is longer than MaxKeyLen bytes. After Close every method
+// but Close returns an error matching ErrClosed.
+type Store interface {
+	// Load returns the value stored under key. A missing key is an error
+	// matching fs.ErrNotExist. The returned slice belongs to the caller.
+	Load(ctx context.Context, key string) ([]byte, error)
+
+	// Store writes value under key, replacing any previous value. When it
+	// returns nil the value is durable: the file store has committed and
+	// fsync'd it. The store keeps its own copy of value.
+	Store(ctx context.Context, key string, value []byte) error
+
+	// Delete removes key. Deleting a missing key is not an error.
+	Delete(ctx context.Context, key string) error
+
+	// Take loads and deletes key in one atomic step: when several callers
+	// take the same key at once, exactly one gets the value and the others
+	// get an error matching fs.ErrNotExist, as does a missing key. It is
+	// meant for single-use state such as an OAuth consent's state nonce.
+	Take(ctx context.Context, key string) ([]byte, error)
+
+	// List returns every key that starts with prefix (a plain string
+	// prefix: "tenants/" or "tenants/ac"), sorted in byte order. An empty
+	// prefix lists every key. Keys a store uses for itself never appear.
+	List(ctx context.Context, prefix string) ([]string, error)
+
+	// Lock acquires the exclusive lock called name, waiting until it is
+	// free or ctx is done (then it returns an error matching ctx.Err()).
+	// The returned unlock releases it; calling unlock again is harmless and
+	// never releases a lock someone else acquired since.
+	//
+	// Locks are advisory and apart from keys: holding "tenants/acme" does
+	// not stop anyone writing the key "tenants/acme".
+	//
+	// Scope: the memory and file stores lock within this process, which is
+	// every user of their data (a file store's database can be open in one
+	// process only). A store shared by several processes (redis) locks
+	// across all of them with a lease: it renews the lease while the lock is
+	// held, and if the holder dies the lock frees itself once the lease runs
+	// out. A lease can be lost (the holder stalls past it, or cannot reach
+	// the store), so holders should do one bounded piece of work — one token
+	// refresh — write its result with Store, and re-read state after
+	// acquiring rather than trusting what they read before.
+	Lock(ctx context.Context, name string) (unlock func(), err error)
+
+	// Ping reports whether the store can serve requests (for /readyz).
+	Ping(ctx context.Context) error
+
+	// Close releases the store's resources and wakes every Lock still
+	// waiting (they return ErrClosed). Calling it again returns nil. Locks
+	// already held need not be unlocked after Close.
+	Close() error
+}
+
+// MaxKeyLen is the longest key, lock name or List prefix, in bytes.
+const MaxKeyLen = 1024
+
+var (
+	// ErrWrongKey matches the error for a sealed value that does not open
+	// with the store key: it was written with another key, moved from
+	// another key name, or damaged.
+	ErrWrongKey = errors.New("store: value does not open with this key")
+
+	// ErrClosed matches the error every method but Close returns after
+	// Close.
+	ErrClosed = errors.New("store: closed")
+
+	// ErrInvalidKey matches the error for a malformed key, lock name or
+	// List prefix.
+	ErrInvalidKey = errors.New("store: invalid key")
+)
+
+// notExistError is the error for a missing key. It matches fs.ErrNotExist.
+type notExistError struct {
+	key string
+}
+
+// Error names the missing key.
+func (e *notExistError) Error() string { return fmt.Sprintf("store: no value for key %q", e.key) }
+
+// Unwrap returns fs.ErrNotExist so errors.Is(err, fs.ErrNotExist) holds.
+func (e *notExistError) Unwrap() error { return fs.ErrNotExist }
+
+// errNotExist returns the error for a missing key.
+func errNotExist(key string) error { return &notExistError{key: key} }

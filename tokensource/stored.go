@@ -1,0 +1,248 @@
+package tokensource
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/oauth2"
+)
+
+// Storage is what a StoredSource needs from the token store (store.Store
+// implements it). Values are sealed by the store; keys are plain names.
+type Storage interface {
+	Load(ctx context.Context, key string) ([]byte, error) // fs.ErrNotExist when absent
+	Store(ctx context.Context, key string, value []byte) error
+	Delete(ctx context.Context, key string) error
+	// Lock takes an exclusive lock on name, across every replica sharing
+	// the store, until unlock is called.
+	Lock(ctx context.Context, name string) (unlock func(), err error)
+}
+
+// StoredOptions configures a StoredSource.
+type StoredOptions struct {
+	// Name is the tenant name, for logs and errors.
+	Name string
+	// Storage keeps the tenant's token. Required.
+	Storage Storage
+	// Key is the tenant's key in Storage, e.g. "tokens/acme". Required.
+	Key string
+	// Fetch obtains a new token. prev is the stored token (nil when there
+	// is none), whose RefreshToken a refresh grant uses. A returned token
+	// without a RefreshToken keeps prev's. Required.
+	Fetch func(ctx context.Context, prev *oauth2.Token) (*oauth2.Token, error)
+	// Final reports whether a Fetch error means prev's refresh token is
+	// dead (invalid_grant): the stored refresh token is then cleared, so
+	// that no replica tries it again. Nil: no error is final.
+	Final func(error) bool
+	// Logger receives a line per stored token; never a token value.
+	// Nil: zap.NewNop().
+	Logger *zap.Logger
+	// Now is the clock. Nil: time.Now.
+	Now func() time.Time
+}
+
+// StoredSource is the persistence link of a tenant's chain: provider grant
+// → StoredSource → RefreshAhead. It answers from the store while the stored
+// token is newer than the one it last handed out (after a restart, or when
+// another replica refreshed), and otherwise fetches under the store's
+// per-tenant lock, writing the new token — above all a rotated refresh
+// token — durably to the store before anyone uses it.
+//
+// It implements oauth2.TokenSource and is safe for concurrent use; calls
+// are serialised.
+type StoredSource struct {
+	opts StoredOptions
+	log  *zap.Logger
+
+	mu      sync.Mutex    // serialises TokenContext, Save and Forget; guards the fields below
+	last    *oauth2.Token // the token last handed out
+	pending *oauth2.Token // fetched but not yet stored: its write is retried first
+}
+
+// record is a token as the store keeps it (sealed by the store).
+type record struct {
+	AccessToken  string    `json:"access_token"`
+	TokenType    string    `json:"token_type,omitempty"`
+	RefreshToken string    `json:"refresh_token,omitempty"`
+	Expiry       time.Time `json:"expiry,omitzero"`
+	Obtained     time.Time `json:"obtained"`
+}
+
+// writeTimeout bounds a store write; writes are not cancelled with the
+// caller's context, so a rotated refresh token is never lost to a caller
+// that went away.
+const writeTimeout = 10 * time.Second
+
+// Stored returns a StoredSource for opts.
+func Stored(opts StoredOptions) *StoredSource {
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &StoredSource{opts: opts, log: opts.Logger.With(zap.String("tenant", opts.Name))}
+}
+
+// Token is TokenContext(context.Background()).
+func (s *StoredSource) Token() (*oauth2.Token, error) { return s.TokenContext(context.Background()) }
+
+// TokenContext returns the stored token when it is valid and newer than the
+// last one handed out; otherwise it fetches a new token under the store's
+// lock and stores it before returning it.
+func (s *StoredSource) TokenContext(ctx context.Context) (*oauth2.Token, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pending != nil {
+		if err := s.write(ctx, s.pending); err != nil {
+			return nil, err
+		}
+		s.last, s.pending = s.pending, nil
+		return s.last, nil
+	}
+	prev, err := s.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if s.fresh(prev) {
+		s.last = prev
+		return prev, nil
+	}
+	unlock, err := s.opts.Storage.Lock(ctx, "locks/"+s.opts.Key)
+	if err != nil {
+		return nil, fmt.Errorf("tokensource: %s: locking the stored token: %w", s.opts.Name, err)
+	}
+	defer unlock()
+	if prev, err = s.load(ctx); err != nil { // another replica may have refreshed meanwhile
+		return nil, err
+	}
+	if s.fresh(prev) {
+		s.last = prev
+		return prev, nil
+	}
+	tok, err := s.opts.Fetch(ctx, prev)
+	if err != nil {
+		if prev != nil && prev.RefreshToken != "" && s.opts.Final != nil && s.opts.Final(err) {
+			s.dropRefreshToken(ctx, prev)
+		}
+		return nil, err
+	}
+	if tok == nil || tok.AccessToken == "" {
+		return nil, fmt.Errorf("tokensource: %s: the grant returned no access token", s.opts.Name)
+	}
+	if tok.RefreshToken == "" && prev != nil {
+		tok = withRefreshToken(tok, prev.RefreshToken)
+	}
+	if err := s.write(ctx, tok); err != nil {
+		s.pending = tok // the only copy of a rotated refresh token: keep it
+		return nil, err
+	}
+	s.last = tok
+	return tok, nil
+}
+
+// fresh reports whether stored can be handed out: valid for another second
+// and not the token handed out last (which the caller wants replaced).
+func (s *StoredSource) fresh(stored *oauth2.Token) bool {
+	if stored == nil || stored.AccessToken == "" {
+		return false
+	}
+	if !stored.Expiry.IsZero() && !s.opts.Now().Add(time.Second).Before(stored.Expiry) {
+		return false
+	}
+	return s.last == nil || stored.AccessToken != s.last.AccessToken
+}
+
+// Save stores tok as the tenant's token (after a consent exchange),
+// replacing whatever was stored.
+func (s *StoredSource) Save(ctx context.Context, tok *oauth2.Token) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if tok == nil || tok.AccessToken == "" {
+		return fmt.Errorf("tokensource: %s: refusing to store an empty token", s.opts.Name)
+	}
+	if err := s.write(ctx, tok); err != nil {
+		return err
+	}
+	s.pending, s.last = nil, nil
+	return nil
+}
+
+// Stored returns the stored token, or nil when there is none.
+func (s *StoredSource) Stored(ctx context.Context) (*oauth2.Token, error) {
+	return s.load(ctx)
+}
+
+// Forget deletes the stored token.
+func (s *StoredSource) Forget(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pending, s.last = nil, nil
+	if err := s.opts.Storage.Delete(ctx, s.opts.Key); err != nil {
+		return fmt.Errorf("tokensource: %s: deleting the stored token: %w", s.opts.Name, err)
+	}
+	return nil
+}
+
+// load reads the stored token; nil when there is none.
+func (s *StoredSource) load(ctx context.Context) (*oauth2.Token, error) {
+	b, err := s.opts.Storage.Load(ctx, s.opts.Key)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("tokensource: %s: reading the stored token: %w", s.opts.Name, err)
+	}
+	var r record
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("tokensource: %s: the stored token is not readable: %w", s.opts.Name, err)
+	}
+	tok := &oauth2.Token{AccessToken: r.AccessToken, TokenType: r.TokenType, RefreshToken: r.RefreshToken, Expiry: r.Expiry}
+	return tok.WithExtra(map[string]any{ObtainedExtra: r.Obtained}), nil
+}
+
+// write stores tok durably, independent of the caller's cancellation.
+func (s *StoredSource) write(ctx context.Context, tok *oauth2.Token) error {
+	b, err := json.Marshal(record{
+		AccessToken: tok.AccessToken, TokenType: tok.TokenType, RefreshToken: tok.RefreshToken,
+		Expiry: tok.Expiry.UTC(), Obtained: s.opts.Now().UTC(),
+	})
+	if err != nil {
+		return fmt.Errorf("tokensource: %s: encoding the token: %w", s.opts.Name, err)
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+	defer cancel()
+	if err := s.opts.Storage.Store(ctx, s.opts.Key, b); err != nil {
+		return fmt.Errorf("tokensource: %s: storing the new token: %w", s.opts.Name, err)
+	}
+	s.log.Debug("token stored", zap.Time("expiry", tok.Expiry), zap.Bool("has_refresh_token", tok.RefreshToken != ""))
+	return nil
+}
+
+// dropRefreshToken clears a refresh token the platform refused, if it is
+// still the stored one, so the tenant shows consent_required at once
+// instead of retrying a dead grant.
+func (s *StoredSource) dropRefreshToken(ctx context.Context, refused *oauth2.Token) {
+	cur, err := s.load(ctx)
+	if err != nil || cur == nil || cur.RefreshToken != refused.RefreshToken {
+		return
+	}
+	if err := s.write(ctx, withRefreshToken(cur, "")); err != nil {
+		s.log.Warn("could not clear a refused refresh token", zap.Error(err))
+		return
+	}
+	s.log.Warn("the platform refused the refresh token: the tenant needs consent again")
+}
+
+// withRefreshToken returns a copy of tok with refresh token rt.
+func withRefreshToken(tok *oauth2.Token, rt string) *oauth2.Token {
+	c := *tok
+	c.RefreshToken = rt
+	return &c
+}
