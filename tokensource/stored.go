@@ -147,14 +147,22 @@ func (s *StoredSource) TokenContext(ctx context.Context) (*oauth2.Token, error) 
 	return tok, nil
 }
 
-// fresh reports whether stored can be handed out: valid for another second
-// and not the token handed out last (which the caller wants replaced).
+// fresh reports whether stored can be handed out: valid beyond the engine's
+// clock-skew margin and not the token handed out last (which the caller
+// wants replaced).
 func (s *StoredSource) fresh(stored *oauth2.Token) bool {
 	if stored == nil || stored.AccessToken == "" {
 		return false
 	}
-	if !stored.Expiry.IsZero() && !s.opts.Now().Add(time.Second).Before(stored.Expiry) {
-		return false
+	if !stored.Expiry.IsZero() {
+		now := s.opts.Now()
+		margin := maxSkew
+		if obtained, ok := stored.Extra(ObtainedExtra).(time.Time); ok && !obtained.IsZero() {
+			margin = min(maxSkew, stored.Expiry.Sub(obtained)/10)
+		}
+		if !now.Add(margin).Before(stored.Expiry) {
+			return false
+		}
 	}
 	return s.last == nil || stored.AccessToken != s.last.AccessToken
 }
