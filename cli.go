@@ -173,6 +173,9 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return asProblems(err)
 	}
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go watchConfig(wctx, *path, srv, log)
 	return srv.Run(ctx)
 }
 

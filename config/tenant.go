@@ -127,6 +127,17 @@ func validateTenant(ps *Problems, name string, t *Tenant) {
 			ps.add(key+"."+f, "required")
 		}
 	}
+	if rl := t.RateLimit; rl != nil {
+		if rl.RPS < 0 || rl.RPS > 1e6 {
+			ps.add(key+".rate_limit.rps", "must be between 0 (unlimited) and 1000000")
+		}
+		if rl.Burst < 0 {
+			ps.add(key+".rate_limit.burst", "must not be negative")
+		}
+		if rl.MaxWait < 0 {
+			ps.add(key+".rate_limit.max_wait", "must not be negative")
+		}
+	}
 	if t.RefreshBefore < 0 {
 		ps.add(key+".refresh_before", "must not be negative")
 	}

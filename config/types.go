@@ -175,9 +175,23 @@ type Tenant struct {
 	TokenFormat string `yaml:"token_format"`
 	// Headers are static headers added to every proxied request.
 	Headers map[string]string `yaml:"headers"`
+	// RateLimit paces requests to the tenant's API. Nil: the platform's
+	// documented limit (2 req/s for istores and storehippo), none for others.
+	RateLimit *RateLimit `yaml:"rate_limit"`
 	// RefreshBefore starts a refresh this long before expiry. Zero: once half
 	// the token's lifetime has passed.
 	RefreshBefore Duration `yaml:"refresh_before"`
+}
+
+// RateLimit is a token bucket for one tenant's outbound requests.
+type RateLimit struct {
+	// RPS is the sustained rate, requests per second. 0: unlimited.
+	RPS float64 `yaml:"rps"`
+	// Burst is the bucket size. Default max(1, ceil(rps)).
+	Burst int `yaml:"burst"`
+	// MaxWait is the longest a request queues for its turn before sidekey
+	// answers 429 rate_limited. Default 10s.
+	MaxWait Duration `yaml:"max_wait"`
 }
 
 // Duration is a time.Duration that reads from YAML as "90s", "15m" or a

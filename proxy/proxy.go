@@ -23,7 +23,9 @@ type Lookup func(tenant string) (rt *Route, ok bool)
 // Observer receives one call per proxied request (implemented by the
 // metrics layer). code is the status the caller got.
 type Observer interface {
-	ObserveRequest(tenant string, code int, d time.Duration)
+	// ObserveRequest reports one request: the status the caller got, its
+	// duration, and how long it queued for the tenant's rate limit.
+	ObserveRequest(tenant string, code int, d, waited time.Duration)
 }
 
 // Options configures a Proxy. Zero values mean defaults.
@@ -64,9 +66,11 @@ type stateKey struct{}
 // keep a pointer to it after ServeHTTP returns.
 type requestState struct {
 	statusWriter
-	route  *Route
-	tok    *oauth2.Token // the token injected into the first attempt
-	replay bool          // the body can be sent again
+	route      *Route
+	tok        *oauth2.Token // the token injected into the current attempt
+	replay     bool          // the body can be sent again
+	retried429 bool          // the request was already replayed after a 429
+	waited     time.Duration // time spent waiting for the tenant's rate limit
 }
 
 var statePool = sync.Pool{New: func() any { return new(requestState) }}
@@ -111,7 +115,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	tenant, code, d := st.route.name, st.status(), time.Since(start)
 	if p.opts.Observer != nil {
-		p.opts.Observer.ObserveRequest(tenant, code, d)
+		p.opts.Observer.ObserveRequest(tenant, code, d, st.waited)
 	}
 	if p.opts.AccessLog {
 		p.log.Info("request",
@@ -149,6 +153,10 @@ func (p *Proxy) serve(st *requestState, r *http.Request) {
 		WriteError(w, http.StatusBadRequest, CodeBadRequest, rt.name, err.Error(), 0)
 		return
 	}
+	if st.waited, err = rt.limit.wait(r.Context()); err != nil {
+		p.rateLimited(w, r, rt.name, err)
+		return
+	}
 	if st.tok, err = rt.tokens.TokenContext(r.Context()); err != nil {
 		p.tokenError(w, r, rt.name, err)
 		return
@@ -181,6 +189,16 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		h[k] = v
 	}
 	h[rt.header] = rt.headerValue(st.tok)
+}
+
+// rateLimited answers a request refused by its tenant's rate limit.
+func (p *Proxy) rateLimited(w http.ResponseWriter, r *http.Request, tenant string, err error) {
+	var rl *rateLimitedError
+	if !errors.As(err, &rl) {
+		w.WriteHeader(statusClientClosed) // the caller gave up while queued
+		return
+	}
+	WriteError(w, http.StatusTooManyRequests, CodeRateLimited, tenant, err.Error(), rl.retryAfter)
 }
 
 // tokenError answers a request whose tenant has no usable token.

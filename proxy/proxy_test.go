@@ -55,8 +55,9 @@ func recordingUpstream(t *testing.T) (*httptest.Server, *seen) {
 	return srv, s
 }
 
-// staticRoute builds a real static-provider tenant and its engine.
-func staticRoute(t *testing.T, name, apiURL string, ct config.Tenant) *proxy.Route {
+// staticRoute builds a real static-provider tenant and its engine; edit,
+// when given, adjusts the route's options.
+func staticRoute(t *testing.T, name, apiURL string, ct config.Tenant, edit ...func(*proxy.RouteOptions)) *proxy.Route {
 	t.Helper()
 	ct.Provider = "static"
 	ct.APIURL = apiURL
@@ -69,11 +70,15 @@ func staticRoute(t *testing.T, name, apiURL string, ct config.Tenant) *proxy.Rou
 	}
 	engine := tokensource.RefreshAhead(spec.Source, tokensource.Options{Name: name})
 	t.Cleanup(engine.Close)
-	return proxy.NewRoute(proxy.RouteOptions{
+	opts := proxy.RouteOptions{
 		Name: name, Upstream: spec.APIURL, Tokens: engine,
 		Header: spec.Inject.Header, Prefix: spec.Inject.Prefix, Suffix: spec.Inject.Suffix,
 		Headers: spec.Headers,
-	})
+	}
+	for _, e := range edit {
+		e(&opts)
+	}
+	return proxy.NewRoute(opts)
 }
 
 // frontend serves a Proxy over routes on a real loopback listener.

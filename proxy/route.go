@@ -29,6 +29,7 @@ type Route struct {
 	prefix   string      // header value before the token
 	suffix   string      // header value after the token
 	static   http.Header // extra headers set on every request
+	limit    *limiter    // the tenant's outbound pace; never nil
 
 	cached atomic.Pointer[headerValue] // the header value for the last token seen
 }
@@ -49,6 +50,7 @@ type RouteOptions struct {
 	Prefix   string      // header value before the token, e.g. "Bearer "
 	Suffix   string      // header value after the token
 	Headers  http.Header // static extra headers; may be nil
+	Limit    RateLimit   // outbound rate limit; zero: none
 }
 
 // NewRoute returns a Route for opts.
@@ -65,6 +67,7 @@ func NewRoute(opts RouteOptions) *Route {
 		prefix:   opts.Prefix,
 		suffix:   opts.Suffix,
 		static:   opts.Headers.Clone(),
+		limit:    newLimiter(opts.Limit),
 	}
 }
 

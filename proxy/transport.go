@@ -68,11 +68,28 @@ type replayTransport struct {
 // RoundTrip implements http.RoundTripper.
 func (t *replayTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := t.base.RoundTrip(req)
-	if err != nil || resp.StatusCode != http.StatusUnauthorized {
-		return resp, err
+	if err != nil {
+		return nil, err
 	}
 	st, _ := req.Context().Value(stateKey{}).(*requestState)
-	if st == nil || !st.replay {
+	if st == nil {
+		return resp, nil
+	}
+	if resp.StatusCode == http.StatusUnauthorized {
+		if resp, err = t.afterUnauthorized(req, resp, st); err != nil || resp == nil {
+			return resp, err
+		}
+	}
+	if resp.StatusCode == http.StatusTooManyRequests {
+		return t.afterTooMany(req, resp, st)
+	}
+	return resp, nil
+}
+
+// afterUnauthorized handles a 401: drop the token the upstream refused (if
+// still current), fetch a new one and replay once when the body allows.
+func (t *replayTransport) afterUnauthorized(req *http.Request, resp *http.Response, st *requestState) (*http.Response, error) {
+	if !st.replay {
 		return resp, nil
 	}
 	rt := st.route
@@ -85,15 +102,61 @@ func (t *replayTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if tok.AccessToken == st.tok.AccessToken {
 		return resp, nil // nothing new to try: the 401 stands
 	}
-	again := req.Clone(req.Context())
-	if req.GetBody != nil && req.Body != nil && req.Body != http.NoBody {
-		if again.Body, err = req.GetBody(); err != nil {
-			return resp, nil
-		}
+	again, ok := replayable(req)
+	if !ok {
+		return resp, nil
 	}
 	drain(resp)
+	st.tok = tok
 	again.Header[rt.header] = rt.headerValue(tok)
 	return t.base.RoundTrip(again)
+}
+
+// afterTooMany handles an upstream 429: pause the tenant for its
+// Retry-After, and replay once when the body allows and the wait fits both
+// the tenant's max_wait and the caller's deadline.
+func (t *replayTransport) afterTooMany(req *http.Request, resp *http.Response, st *requestState) (*http.Response, error) {
+	d, ok := retryAfter(resp.Header)
+	if !ok {
+		return resp, nil
+	}
+	lim := st.route.limit
+	lim.pauseFor(d)
+	if !st.replay || st.retried429 || d > lim.maxWait {
+		return resp, nil
+	}
+	if dl, ok := req.Context().Deadline(); ok && time.Until(dl) < d {
+		return resp, nil
+	}
+	again, ok := replayable(req)
+	if !ok {
+		return resp, nil
+	}
+	again.Header[st.route.header] = st.route.headerValue(st.tok) // the token of the last attempt
+	drain(resp)
+	st.retried429 = true
+	waited, err := lim.wait(req.Context())
+	st.waited += waited
+	if err != nil {
+		return nil, err
+	}
+	return t.base.RoundTrip(again)
+}
+
+// replayable clones req with a fresh copy of its body, if it has one.
+func replayable(req *http.Request) (*http.Request, bool) {
+	again := req.Clone(req.Context())
+	if req.Body != nil && req.Body != http.NoBody {
+		if req.GetBody == nil {
+			return nil, false
+		}
+		body, err := req.GetBody()
+		if err != nil {
+			return nil, false
+		}
+		again.Body = body
+	}
+	return again, true
 }
 
 // drain reads a little of a discarded response so its connection can be

@@ -17,7 +17,7 @@ import (
 // until it is connected again. A failed revocation is logged and does not
 // stop the local forget.
 func (s *Server) Disconnect(ctx context.Context, name string) (revoked bool, err error) {
-	t, ok := s.tenants[name]
+	t, ok := s.live.Load().tenants[name]
 	if !ok {
 		return false, errUnknownTenant
 	}

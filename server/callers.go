@@ -44,27 +44,25 @@ func newCallerSet(callers map[string]*config.Caller) (*callerSet, error) {
 	return cs, nil
 }
 
-// guard admits a request to /{tenant}/… only for a caller allowed that
-// tenant: 401 caller_unauthorized without a known key, 403 caller_forbidden
-// for another caller's tenant. The proxy removes the key header before
-// forwarding.
-func (cs *callerSet) guard(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		key, ok := strings.CutPrefix(r.Header.Get("Proxy-Authorization"), "Bearer ")
-		if !ok || key == "" {
-			proxy.WriteError(w, http.StatusUnauthorized, proxy.CodeCallerUnauthorized, "", "present your caller key as Proxy-Authorization: Bearer <key>", 0)
-			return
-		}
-		e, found := cs.byHash[sha256.Sum256([]byte(key))]
-		if !found {
-			proxy.WriteError(w, http.StatusUnauthorized, proxy.CodeCallerUnauthorized, "", "unknown caller key", 0)
-			return
-		}
-		tenant, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
-		if !e.tenants[tenant] {
-			proxy.WriteError(w, http.StatusForbidden, proxy.CodeCallerForbidden, tenant, "caller "+e.name+" may not use tenant "+tenant, 0)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
+// admit lets a request to /{tenant}/… through only for a caller allowed
+// that tenant, and otherwise answers 401 caller_unauthorized (no known key)
+// or 403 caller_forbidden (another caller's tenant). The proxy removes the
+// key header before forwarding.
+func (cs *callerSet) admit(w http.ResponseWriter, r *http.Request) bool {
+	key, ok := strings.CutPrefix(r.Header.Get("Proxy-Authorization"), "Bearer ")
+	if !ok || key == "" {
+		proxy.WriteError(w, http.StatusUnauthorized, proxy.CodeCallerUnauthorized, "", "present your caller key as Proxy-Authorization: Bearer <key>", 0)
+		return false
+	}
+	e, found := cs.byHash[sha256.Sum256([]byte(key))]
+	if !found {
+		proxy.WriteError(w, http.StatusUnauthorized, proxy.CodeCallerUnauthorized, "", "unknown caller key", 0)
+		return false
+	}
+	tenant, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+	if !e.tenants[tenant] {
+		proxy.WriteError(w, http.StatusForbidden, proxy.CodeCallerForbidden, tenant, "caller "+e.name+" may not use tenant "+tenant, 0)
+		return false
+	}
+	return true
 }

@@ -42,7 +42,7 @@ func (f *flow) expired(now time.Time) bool { return now.Sub(f.Started) > consent
 // URL as JSON for `sidekey connect`).
 func (s *Server) connect(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("tenant")
-	t, ok := s.tenants[name]
+	t, ok := s.live.Load().tenants[name]
 	if !ok {
 		proxy.WriteError(w, http.StatusNotFound, proxy.CodeUnknownTenant, name, "no tenant named "+name, 0)
 		return
@@ -102,7 +102,7 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 		s.callbackFailed(w, "", http.StatusBadRequest, err.Error())
 		return
 	}
-	t, ok := s.tenants[f.Tenant]
+	t, ok := s.live.Load().tenants[f.Tenant]
 	if !ok || t.spec.AuthCode == nil {
 		s.callbackFailed(w, f.Tenant, http.StatusBadRequest, "the consent was started for a tenant that is no longer configured")
 		return

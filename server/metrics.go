@@ -17,6 +17,8 @@ type metrics struct {
 	reg           *prometheus.Registry
 	requests      *prometheus.CounterVec
 	duration      *prometheus.HistogramVec
+	waits         *prometheus.CounterVec
+	waitSeconds   *prometheus.CounterVec
 	fetches       *prometheus.CounterVec
 	fetchDuration *prometheus.HistogramVec
 
@@ -47,6 +49,14 @@ func newMetrics(status func() map[string]tenantStatus) *metrics {
 			Help:    "Time from request to the end of the response, by tenant.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"tenant"}),
+		waits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sidekey_rate_limit_waits_total",
+			Help: "Requests that queued for their tenant's rate limit (or an upstream 429 pause).",
+		}, []string{"tenant"}),
+		waitSeconds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sidekey_rate_limit_wait_seconds_total",
+			Help: "Time requests spent queued for their tenant's rate limit.",
+		}, []string{"tenant"}),
 		fetches: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sidekey_token_fetches_total",
 			Help: "Token requests to the provider, by tenant and result (ok or error).",
@@ -57,7 +67,7 @@ func newMetrics(status func() map[string]tenantStatus) *metrics {
 			Buckets: prometheus.DefBuckets,
 		}, []string{"tenant"}),
 	}
-	m.reg.MustRegister(m.requests, m.duration, m.fetches, m.fetchDuration,
+	m.reg.MustRegister(m.requests, m.duration, m.waits, m.waitSeconds, m.fetches, m.fetchDuration,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&tokenCollector{status: status},
@@ -66,10 +76,14 @@ func newMetrics(status func() map[string]tenantStatus) *metrics {
 }
 
 // ObserveRequest implements proxy.Observer.
-func (m *metrics) ObserveRequest(tenant string, code int, d time.Duration) {
+func (m *metrics) ObserveRequest(tenant string, code int, d, waited time.Duration) {
 	tm := m.tenant(tenant)
 	tm.duration.Observe(d.Seconds())
 	tm.counter(m, tenant, code).Inc()
+	if waited > 0 {
+		m.waits.WithLabelValues(tenant).Inc()
+		m.waitSeconds.WithLabelValues(tenant).Add(waited.Seconds())
+	}
 }
 
 // FetchDone implements tokensource.Observer.

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -46,16 +45,17 @@ type Server struct {
 	cfg      *config.Config
 	log      *zap.Logger
 	version  string
-	tenants  map[string]*tenant
 	metrics  *metrics
 	proxy    *proxy.Proxy
 	handler  http.Handler
-	loopback bool   // the listener is loopback: callers and admins are trusted
-	adminSum []byte // sha256 of the admin token; nil: admin routes loopback only
-	callers  *callerSet
+	loopback bool // the listener is loopback: callers and admins are trusted
+	client   *http.Client
 	store    store.Store
 	ownStore bool // the server opened store and closes it
 	now      func() time.Time
+
+	live     atomic.Pointer[live] // what a reload replaces
+	reloadMu sync.Mutex           // serialises Reload
 
 	ready        atomic.Bool
 	http         *http.Server
@@ -85,23 +85,6 @@ func New(opts Options) (*Server, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	if cfg.AdminTokenFile != "" {
-		b, err := os.ReadFile(cfg.AdminTokenFile)
-		if err != nil {
-			return nil, fmt.Errorf("server: admin_token_file: %w", err)
-		}
-		sum := sha256.Sum256([]byte(strings.TrimRight(string(b), "\r\n")))
-		s.adminSum = sum[:]
-	}
-	callers, err := newCallerSet(cfg.Callers)
-	if err != nil {
-		return nil, err
-	}
-	s.callers = callers
-	if !s.loopback && cfg.AllowUnauthenticated && callers == nil {
-		log.Warn("listening beyond loopback WITHOUT caller authentication (allow_unauthenticated: true): anyone who can reach " + cfg.Listen + " can use every tenant's credentials")
-	}
-
 	transport := proxy.NewTransport(proxy.TransportOptions{
 		DialTimeout:           time.Duration(cfg.Upstream.DialTimeout),
 		TLSHandshakeTimeout:   time.Duration(cfg.Upstream.TLSHandshakeTimeout),
@@ -109,19 +92,21 @@ func New(opts Options) (*Server, error) {
 		IdleConnTimeout:       time.Duration(cfg.Upstream.IdleConnTimeout),
 		MaxIdleConnsPerHost:   cfg.Upstream.MaxIdleConnsPerHost,
 	})
-	tokenClient := &http.Client{Transport: transport, Timeout: time.Duration(cfg.Engine.FetchTimeout)}
+	s.client = &http.Client{Transport: transport, Timeout: time.Duration(cfg.Engine.FetchTimeout)}
 	if s.store == nil {
+		var err error
 		if s.store, err = store.Open(cfg.Storage, log); err != nil {
 			return nil, err
 		}
 		s.ownStore = true
 	}
 	s.metrics = newMetrics(s.statusMap)
-	s.tenants, err = s.buildTenants(tokenClient)
+	l, err := s.newLive(cfg, nil)
 	if err != nil {
 		s.closeStore()
 		return nil, err
 	}
+	s.live.Store(l)
 	accessLog := cfg.Log.AccessLog == nil || *cfg.Log.AccessLog
 	s.proxy = proxy.New(proxy.Options{
 		Lookup:           s.lookup,
@@ -139,7 +124,7 @@ func New(opts Options) (*Server, error) {
 
 // lookup resolves a tenant for the proxy.
 func (s *Server) lookup(name string) (*proxy.Route, bool) {
-	t, ok := s.tenants[name]
+	t, ok := s.live.Load().tenants[name]
 	if !ok {
 		return nil, false
 	}
@@ -163,16 +148,17 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("/_sidekey/", func(w http.ResponseWriter, r *http.Request) {
 		proxy.WriteError(w, http.StatusNotFound, "not_found", "", "no such sidekey endpoint", 0)
 	})
-	var p http.Handler = s.proxy
-	if !s.loopback && s.callers != nil {
-		p = s.callers.guard(p)
-	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.RequestURI, "/_sidekey/") {
 			mux.ServeHTTP(w, r)
 			return
 		}
-		p.ServeHTTP(w, r)
+		if !s.loopback {
+			if cs := s.live.Load().callers; cs != nil && !cs.admit(w, r) {
+				return
+			}
+		}
+		s.proxy.ServeHTTP(w, r)
 	})
 }
 
@@ -192,8 +178,9 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) statusMap() map[string]tenantStatus {
-	out := make(map[string]tenantStatus, len(s.tenants))
-	for name, t := range s.tenants {
+	tenants := s.live.Load().tenants
+	out := make(map[string]tenantStatus, len(tenants))
+	for name, t := range tenants {
 		out[name] = s.tenantStatus(name, t)
 	}
 	return out
@@ -214,10 +201,10 @@ func (s *Server) adminOnly(h http.Handler) http.Handler {
 			h.ServeHTTP(w, r)
 			return
 		}
-		if s.adminSum != nil {
+		if want := s.live.Load().adminSum; want != nil {
 			if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
 				sum := sha256.Sum256([]byte(tok))
-				if subtle.ConstantTimeCompare(sum[:], s.adminSum) == 1 {
+				if subtle.ConstantTimeCompare(sum[:], want) == 1 {
 					h.ServeHTTP(w, r)
 					return
 				}
@@ -264,7 +251,7 @@ func (s *Server) Run(ctx context.Context) error {
 
 // RunListener is Run on a listener the caller opened.
 func (s *Server) RunListener(ctx context.Context, ln net.Listener) error {
-	s.log.Info("sidekey listening", zap.String("addr", ln.Addr().String()), zap.Int("tenants", len(s.tenants)))
+	s.log.Info("sidekey listening", zap.String("addr", ln.Addr().String()), zap.Int("tenants", len(s.live.Load().tenants)))
 	errc := make(chan error, 1)
 	go func() { errc <- s.Serve(ln) }()
 	select {
@@ -309,7 +296,7 @@ func (s *Server) closeStore() {
 }
 
 func (s *Server) closeEngines() {
-	for _, t := range s.tenants {
+	for _, t := range s.live.Load().tenants {
 		t.engine.Close()
 	}
 }

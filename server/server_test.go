@@ -43,6 +43,9 @@ func start(t *testing.T, cfg *config.Config, log *zap.Logger) *running {
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:0"
 	}
+	if cfg.Storage.Type == "" {
+		cfg.Storage = config.Storage{Type: "memory"}
+	}
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("config: %v", err)

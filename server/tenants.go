@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"reflect"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -21,6 +22,7 @@ import (
 // tenant is one configured tenant at run time: its provider spec, its token
 // engine and the proxy route that uses them.
 type tenant struct {
+	conf   *config.Tenant // as configured; a reload keeps the tenant while it is unchanged
 	spec   *providers.Tenant
 	stored *tokensource.StoredSource // nil for fixed keys (static)
 	engine *tokensource.Source
@@ -50,12 +52,17 @@ type tenantStatus struct {
 // buildTenants resolves every configured tenant and builds its chain:
 // provider grant → StoredSource (persist first) → RefreshAhead engine. Fixed
 // keys (static) skip the store. Engines fetch on first use.
-func (s *Server) buildTenants(client *http.Client) (map[string]*tenant, error) {
-	cfg := s.cfg
+func (s *Server) buildTenants(cfg *config.Config, old map[string]*tenant) (map[string]*tenant, error) {
 	tenants := make(map[string]*tenant, len(cfg.Tenants))
 	var problems config.Problems
+	var started []*tenant
 	for _, name := range slices.Sorted(maps.Keys(cfg.Tenants)) {
-		spec, err := providers.Build(name, cfg.Tenants[name], providers.Options{HTTPClient: client, Logger: s.log})
+		conf := cfg.Tenants[name]
+		if t, ok := old[name]; ok && reflect.DeepEqual(t.conf, conf) {
+			tenants[name] = t
+			continue
+		}
+		spec, err := providers.Build(name, conf, providers.Options{HTTPClient: s.client, Logger: s.log})
 		if err != nil {
 			var ps config.Problems
 			if errors.As(err, &ps) {
@@ -65,10 +72,13 @@ func (s *Server) buildTenants(client *http.Client) (map[string]*tenant, error) {
 			}
 			continue
 		}
-		tenants[name] = s.newTenant(name, spec)
+		t := s.newTenant(name, spec, providers.RateLimit(conf))
+		t.conf = conf
+		tenants[name] = t
+		started = append(started, t)
 	}
 	if len(problems) > 0 {
-		for _, t := range tenants {
+		for _, t := range started {
 			t.engine.Close()
 		}
 		return nil, problems
@@ -77,7 +87,7 @@ func (s *Server) buildTenants(client *http.Client) (map[string]*tenant, error) {
 }
 
 // newTenant builds one tenant's token chain and route.
-func (s *Server) newTenant(name string, spec *providers.Tenant) *tenant {
+func (s *Server) newTenant(name string, spec *providers.Tenant, rl config.RateLimit) *tenant {
 	t := &tenant{spec: spec}
 	var src oauth2.TokenSource
 	switch {
@@ -122,6 +132,7 @@ func (s *Server) newTenant(name string, spec *providers.Tenant) *tenant {
 		Prefix:   spec.Inject.Prefix,
 		Suffix:   spec.Inject.Suffix,
 		Headers:  spec.Headers,
+		Limit:    proxy.RateLimit{RPS: rl.RPS, Burst: rl.Burst, MaxWait: time.Duration(rl.MaxWait)},
 	})
 	return t
 }
