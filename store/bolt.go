@@ -9,6 +9,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // Buckets of the file store's database. Values live in dataBucket under
@@ -35,7 +36,7 @@ type boltStore struct {
 // process holds the database it gives up after timeout.
 func openBolt(path string, timeout time.Duration) (*boltStore, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout})
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("store: %s is in use by another sidekey process (%w waiting for its lock)", path, err)
 	}
 	if err != nil {
@@ -211,7 +212,7 @@ func (b *boltStore) wrap(err error) error {
 	switch {
 	case err == nil, errors.As(err, &nx):
 		return err
-	case errors.Is(err, bolt.ErrDatabaseNotOpen):
+	case errors.Is(err, berrors.ErrDatabaseNotOpen):
 		return ErrClosed
 	}
 	return fmt.Errorf("store: %s: %w", b.path, err)

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -27,6 +28,16 @@ var storeCases = []storeCase{
 				t.Fatal(err)
 			}
 			return closeAtCleanup(t, s)
+		},
+	},
+	{
+		name: "bolt-unsealed", // the layer under OpenFile
+		open: func(t *testing.T) Store {
+			b, err := openBolt(filepath.Join(t.TempDir(), dbFileName), lockTimeout)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return closeAtCleanup(t, b)
 		},
 	},
 	{

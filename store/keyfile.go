@@ -177,7 +177,19 @@ func createKeyFile(path string, hook func(stage string)) (key []byte, created bo
 	if err := syncDir(dir); err != nil {
 		return nil, false, fmt.Errorf("store: creating the key file: %w", err)
 	}
+	removeStaleTemps(path)
 	return key, true, nil
+}
+
+// removeStaleTemps removes temporary key files that an earlier creator left
+// behind when it was killed before publishing its key. Should it remove a
+// concurrent creator's file, that creator's link fails, its exclusive
+// create finds our key, and it reads ours: no harm either way.
+func removeStaleTemps(path string) {
+	stale, _ := filepath.Glob(filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp"))
+	for _, name := range stale {
+		os.Remove(name)
+	}
 }
 
 // writeAndSync writes data to f, fsyncs and closes it.
