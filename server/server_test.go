@@ -40,8 +40,26 @@ type running struct {
 // decides what the server believes its listener is (loopback or not).
 func start(t *testing.T, cfg *config.Config, log *zap.Logger) *running {
 	t.Helper()
+	return startServer(t, cfg, log, nil)
+}
+
+// startWithClock is start with the server's clock replaced.
+func startWithClock(t *testing.T, cfg *config.Config, now func() time.Time) *running {
+	t.Helper()
+	return startServer(t, cfg, nil, now)
+}
+
+func startServer(t *testing.T, cfg *config.Config, log *zap.Logger, now func() time.Time) *running {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if cfg.Listen == "" {
-		cfg.Listen = "127.0.0.1:0"
+		cfg.Listen = ln.Addr().String()
+	}
+	if cfg.PublicURL == "" {
+		cfg.PublicURL = "http://" + ln.Addr().String()
 	}
 	if cfg.Storage.Type == "" {
 		cfg.Storage = config.Storage{Type: "memory"}
@@ -53,13 +71,9 @@ func start(t *testing.T, cfg *config.Config, log *zap.Logger) *running {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	srv, err := server.New(server.Options{Config: cfg, Logger: log, Version: "test"})
+	srv, err := server.New(server.Options{Config: cfg, Logger: log, Version: "test", Now: now})
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
