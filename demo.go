@@ -26,29 +26,21 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 
-	simple := providertest.NewSimpleStore(providertest.SimOptions{ClientID: "demo-client", ClientSecret: "demo-secret"})
-	defer simple.Close()
-	generic := providertest.NewOAuth2(providertest.SimOptions{ClientID: "demo-client", ClientSecret: "demo-secret", TokenLifetime: 5 * time.Minute})
-	defer generic.Close()
-
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("demo: %w (is another sidekey running? try --listen 127.0.0.1:0)", err)
+	}
+	sims := startDemoSimulators()
+	defer sims.close()
 	cfg := &config.Config{
-		Listen:  *listen,
+		Listen:  ln.Addr().String(),
 		Storage: config.Storage{Type: "memory"},
 		Log:     config.Log{Level: "info", Format: "console"},
-		Tenants: map[string]*config.Tenant{
-			"demo-simplestore": {
-				Provider: "simplestore", ClientID: "demo-client", ClientSecret: "demo-secret",
-				TokenURL: simple.TokenURL(), APIURL: simple.APIURL(),
-			},
-			"demo-oauth2": {
-				Provider: "oauth2", ClientID: "demo-client", ClientSecret: "demo-secret",
-				TokenURL: generic.TokenURL(), APIURL: generic.APIURL(),
-				Scopes: []string{"items:read"}, TokenParams: map[string]string{"audience": "demo-api"},
-			},
-		},
+		Tenants: sims.tenants(),
 	}
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
+		ln.Close()
 		return fmt.Errorf("demo config: %w", err)
 	}
 	log, err := newLogger(cfg.Log, stderr)
@@ -57,11 +49,8 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	srv, err := server.New(server.Options{Config: cfg, Logger: log, Version: versionString()})
 	if err != nil {
+		ln.Close()
 		return err
-	}
-	ln, err := net.Listen("tcp", *listen)
-	if err != nil {
-		return fmt.Errorf("demo: %w (is another sidekey running? try --listen 127.0.0.1:0)", err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -69,8 +58,24 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	go func() { done <- srv.RunListener(ctx, ln) }()
 
 	base := "http://" + ln.Addr().String()
-	paths := []string{"/demo-simplestore/v1/cart/42", "/demo-oauth2/v1/items", "/_sidekey/status"}
 	client := &http.Client{Timeout: 10 * time.Second}
+	// Connect the consent-flow platforms the way a person would: the
+	// simulators approve at once and redirect back to sidekey's callback.
+	for _, name := range []string{"demo-istores", "demo-storehippo", "demo-scayle"} {
+		if err := expect200(ctx, client, base+"/_sidekey/oauth/connect/"+name); err != nil {
+			cancel()
+			<-done
+			return fmt.Errorf("demo consent for %s: %w", name, err)
+		}
+	}
+	paths := []string{
+		"/demo-simplestore/v1/cart/42",
+		"/demo-istores/products/10/1",
+		"/demo-storehippo/entity/ms.products",
+		"/demo-scayle/v1/echo/basket",
+		"/demo-oauth2/v1/items",
+		"/_sidekey/status",
+	}
 	for _, p := range paths {
 		if err := expect200(ctx, client, base+p); err != nil {
 			cancel()
@@ -78,7 +83,7 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return fmt.Errorf("demo self-check: %w", err)
 		}
 	}
-	fmt.Fprintf(stdout, "sidekey demo: SimpleStore and a generic OAuth 2.0 API, simulated, behind %s\n", base)
+	fmt.Fprintf(stdout, "sidekey demo: Istores, StoreHippo, SimpleStore, SCAYLE and a generic OAuth 2.0 API, simulated, behind %s\n", base)
 	fmt.Fprintln(stdout, "Each line below was just checked to answer 200:")
 	for _, p := range paths {
 		fmt.Fprintf(stdout, "  curl -s %s%s\n", ln.Addr().String(), p)
@@ -107,4 +112,68 @@ func expect200(ctx context.Context, client *http.Client, url string) error {
 		return errors.New(url + ": " + resp.Status + ": " + string(body))
 	}
 	return nil
+}
+
+// demoSims are the simulated platforms the demo puts sidekey in front of.
+type demoSims struct {
+	simple  *providertest.SimpleStore
+	istores *providertest.Istores
+	hippo   *providertest.StoreHippo
+	scayle  *providertest.SCAYLE
+	generic *providertest.OAuth2
+}
+
+const (
+	demoClientID = "demo-client"
+	demoSecret   = "demo-secret"
+)
+
+func startDemoSimulators() *demoSims {
+	opts := providertest.SimOptions{ClientID: demoClientID, ClientSecret: demoSecret}
+	generic := opts
+	generic.TokenLifetime = 5 * time.Minute
+	return &demoSims{
+		simple:  providertest.NewSimpleStore(opts),
+		istores: providertest.NewIstores(opts),
+		hippo:   providertest.NewStoreHippo(opts),
+		scayle:  providertest.NewSCAYLE(providertest.SCAYLEOptions{SimOptions: opts, ShopID: "1001", ShopSecret: "demo-shop-secret", IdpKey: "demo-idp"}),
+		generic: providertest.NewOAuth2(generic),
+	}
+}
+
+func (d *demoSims) close() {
+	d.simple.Close()
+	d.istores.Close()
+	d.hippo.Close()
+	d.scayle.Close()
+	d.generic.Close()
+}
+
+// tenants configures one tenant per simulated platform, with the endpoints
+// pointed at the simulators (everything else is each platform's default).
+func (d *demoSims) tenants() map[string]*config.Tenant {
+	return map[string]*config.Tenant{
+		"demo-simplestore": {
+			Provider: "simplestore", ClientID: demoClientID, ClientSecret: demoSecret,
+			TokenURL: d.simple.TokenURL(), APIURL: d.simple.APIURL(),
+		},
+		"demo-istores": {
+			Provider: "istores", ClientID: demoClientID, ClientSecret: demoSecret, Scopes: []string{"products:read"},
+			AuthURL: d.istores.AuthURL(), TokenURL: d.istores.TokenURL(), APIURL: d.istores.APIURL(),
+		},
+		"demo-storehippo": {
+			Provider: "storehippo", Store: "demo", ClientID: demoClientID, ClientSecret: demoSecret, Scopes: []string{"read_products"},
+			AuthURL: d.hippo.AuthURL(), TokenURL: d.hippo.TokenURL(), APIURL: d.hippo.APIURL(),
+		},
+		"demo-scayle": {
+			Provider: "scayle", TenantSpace: "demo", ShopID: "1001", IdpKey: "demo-idp",
+			ClientID: demoClientID, ClientSecret: demoSecret, ShopSecret: "demo-shop-secret",
+			AuthURL: d.scayle.AuthURL(), TokenURL: d.scayle.TokenURL(), APIURL: d.scayle.APIURL(),
+		},
+		"demo-oauth2": {
+			Provider: "oauth2", ClientID: demoClientID, ClientSecret: demoSecret,
+			TokenURL: d.generic.TokenURL(), APIURL: d.generic.APIURL(),
+			Scopes: []string{"items:read"}, TokenParams: map[string]string{"audience": "demo-api"},
+		},
+	}
 }
