@@ -6,6 +6,10 @@ import (
 	"time"
 )
 
+// DefaultACMECA is Let's Encrypt's production directory, the default
+// tls.ca for tls.mode acme.
+const DefaultACMECA = "https://acme-v02.api.letsencrypt.org/directory"
+
 // CallbackPath is the path of the OAuth redirect URI under public_url.
 const CallbackPath = "/_sidekey/oauth/callback"
 
@@ -40,6 +44,16 @@ func (c *Config) SetDefaults() {
 	setDefault(&c.Listen, defaultListen)
 	if c.PublicURL == "" {
 		c.PublicURL = defaultPublicURL(c.Listen)
+		if c.TLS.Mode == "files" || c.TLS.Mode == "acme" {
+			c.PublicURL = "https://" + strings.TrimPrefix(c.PublicURL, "http://")
+			if _, port, err := net.SplitHostPort(c.Listen); err == nil && c.TLS.Mode == "acme" && len(c.TLS.Domains) > 0 {
+				host := c.TLS.Domains[0]
+				if port != "443" {
+					host = net.JoinHostPort(host, port)
+				}
+				c.PublicURL = "https://" + host
+			}
+		}
 	}
 	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
 
@@ -47,6 +61,12 @@ func (c *Config) SetDefaults() {
 	setDefault(&c.Storage.Path, defaultStoragePath)
 	setDefault(&c.Storage.Redis.Addr, defaultRedisAddr)
 	setDefault(&c.Storage.Redis.Prefix, defaultRedisPrefix)
+
+	setDefault(&c.TLS.Mode, "off")
+	if c.TLS.Mode == "acme" {
+		setDefault(&c.TLS.CA, DefaultACMECA)
+		setDefault(&c.TLS.HTTPChallengePort, 80)
+	}
 
 	setDefault(&c.Log.Level, defaultLogLevel)
 	setDefault(&c.Log.Format, defaultLogFormat)

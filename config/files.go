@@ -77,6 +77,9 @@ func (r *fileReader) secret(prefix, name string, s *Secret, path *string) {
 func (r *fileReader) readAll(c *Config) {
 	c.AdminTokenFile = r.resolve(c.AdminTokenFile)
 	c.Storage.KeyFile = r.resolve(c.Storage.KeyFile)
+	c.TLS.CertFile = r.resolve(c.TLS.CertFile)
+	c.TLS.KeyFile = r.resolve(c.TLS.KeyFile)
+	c.TLS.CARootFile = r.resolve(c.TLS.CARootFile)
 	r.secret("storage.redis", "password", &c.Storage.Redis.Password, &c.Storage.Redis.PasswordFile)
 
 	for _, name := range slices.Sorted(maps.Keys(c.Tenants)) {

@@ -25,6 +25,9 @@ type Config struct {
 	// AdminTokenFile holds the token that unlocks /_sidekey/status, admin and
 	// oauth/connect routes off loopback. Empty: those routes are loopback only.
 	AdminTokenFile string `yaml:"admin_token_file"`
+	// TLS serves the listener over HTTPS. Default: off (plain HTTP, for
+	// loopback).
+	TLS TLS `yaml:"tls"`
 	// Log configures logging.
 	Log Log `yaml:"log"`
 	// Engine tunes the token engine.
@@ -38,6 +41,30 @@ type Config struct {
 	// ([a-z0-9][a-z0-9._-]*). The name is the first path segment of a
 	// proxied request.
 	Tenants map[string]*Tenant `yaml:"tenants"`
+}
+
+// TLS configures HTTPS on the listener.
+type TLS struct {
+	// Mode is off (default), files (cert_file and key_file, reloaded when
+	// they change) or acme (certificates for domains obtained and renewed
+	// from an ACME CA with certmagic).
+	Mode string `yaml:"mode"`
+	// CertFile and KeyFile are the PEM certificate chain and key (files).
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// Domains are the names to obtain certificates for (acme).
+	Domains []string `yaml:"domains"`
+	// CA is the ACME directory URL (acme). Default: Let's Encrypt.
+	CA string `yaml:"ca"`
+	// CARootFile is a PEM file of roots to trust for the ACME directory,
+	// for a private CA (e.g. step-ca). Empty: the system roots.
+	CARootFile string `yaml:"ca_root_file"`
+	// Email is the ACME account's contact (acme).
+	Email string `yaml:"email"`
+	// HTTPChallengePort is where the ACME HTTP-01 challenge is answered
+	// (acme). Default 80; the TLS-ALPN-01 challenge is answered on the
+	// listener itself.
+	HTTPChallengePort int `yaml:"http_challenge_port"`
 }
 
 // Storage selects and configures the token store.

@@ -18,6 +18,7 @@ import (
 func (c *Config) Validate() error {
 	var ps Problems
 	c.validateServer(&ps)
+	c.validateTLS(&ps)
 	c.validateStorage(&ps)
 	c.validateTuning(&ps)
 	c.validateCallers(&ps)
@@ -251,4 +252,38 @@ func hasControl(s string) bool {
 	return strings.ContainsFunc(s, func(r rune) bool {
 		return r < 0x20 && r != '\t' || r == 0x7f
 	})
+}
+
+// validateTLS checks the tls section for its mode.
+func (c *Config) validateTLS(ps *Problems) {
+	t := &c.TLS
+	switch t.Mode {
+	case "", "off":
+	case "files":
+		if t.CertFile == "" {
+			ps.add("tls.cert_file", "required with tls.mode files")
+		}
+		if t.KeyFile == "" {
+			ps.add("tls.key_file", "required with tls.mode files")
+		}
+	case "acme":
+		if len(t.Domains) == 0 {
+			ps.add("tls.domains", "required with tls.mode acme")
+		}
+		for i, d := range t.Domains {
+			if d == "" || strings.ContainsAny(d, "/:@ \t") {
+				ps.addf(fmt.Sprintf("tls.domains[%d]", i), "not a domain name: %q", d)
+			}
+		}
+		if t.CA != "" {
+			if msg := checkURL(t.CA, false); msg != "" {
+				ps.add("tls.ca", msg)
+			}
+		}
+		if t.HTTPChallengePort < 0 || t.HTTPChallengePort > 65535 {
+			ps.add("tls.http_challenge_port", "must be a port number")
+		}
+	default:
+		ps.addf("tls.mode", "unknown mode %q: want off, files or acme", t.Mode)
+	}
 }

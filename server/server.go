@@ -251,6 +251,13 @@ func (s *Server) Run(ctx context.Context) error {
 
 // RunListener is Run on a listener the caller opened.
 func (s *Server) RunListener(ctx context.Context, ln net.Listener) error {
+	ln, err := s.wrapTLS(ctx, ln)
+	if err != nil {
+		_ = ln.Close()
+		s.closeEngines()
+		s.closeStore()
+		return err
+	}
 	s.log.Info("sidekey listening", zap.String("addr", ln.Addr().String()), zap.Int("tenants", len(s.live.Load().tenants)))
 	errc := make(chan error, 1)
 	go func() { errc <- s.Serve(ln) }()
@@ -263,7 +270,7 @@ func (s *Server) RunListener(ctx context.Context, ln net.Listener) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), time.Duration(s.cfg.ShutdownTimeout))
 	defer cancel()
-	err := s.Shutdown(sctx)
+	err = s.Shutdown(sctx)
 	<-errc
 	return err
 }
