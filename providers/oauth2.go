@@ -11,6 +11,8 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/sidekey/sidekey/config"
 )
 
 // Grants of the generic oauth2 provider (config grant).
@@ -19,14 +21,16 @@ const (
 	grantRefreshToken      = "refresh_token"
 )
 
-// oauth2Platform is any RFC 6749 API: token_url and api_url have no
-// defaults.
+// oauth2Platform is any RFC 6749 API: token_url and api_url (and auth_url
+// for the authorization_code grant) have no defaults.
 func oauth2Platform() *platform {
 	return &platform{
 		name:         "oauth2",
 		usesTokenURL: true,
+		consent:      func(t *config.Tenant) bool { return t.Grant == grantAuthorizationCode },
 		check:        checkOAuth2,
 		source:       newOAuth2Source,
+		authCode:     newOAuth2AuthCode,
 	}
 }
 
@@ -39,12 +43,15 @@ func checkOAuth2(c *checker) {
 	case grantRefreshToken:
 		// A public client may refresh without a secret.
 		c.required("refresh_token", string(t.RefreshToken))
+	case grantAuthorizationCode:
+		// A public client may use PKCE without a secret; auth_url is
+		// required through the platform's consent.
 	default:
-		c.add("grant", "must be client_credentials or refresh_token")
+		c.add("grant", "must be client_credentials, refresh_token or authorization_code")
 	}
 	c.clientAuth()
 	c.scopes()
-	c.tokenParams("grant_type", "client_id", "client_secret", "scope", "refresh_token")
+	c.tokenParams("grant_type", "client_id", "client_secret", "scope", "refresh_token", "code", "redirect_uri", "code_verifier")
 }
 
 // oauth2Source performs one RFC 6749 token request per call through
@@ -141,6 +148,7 @@ func (s *oauth2Source) TokenContext(ctx context.Context) (*oauth2.Token, error) 
 		logFailure(s.log, te, start)
 		return nil, te
 	}
+	tok.Expiry = capExpiry(tok.AccessToken, tok.Expiry, start, s.log)
 	rotated := false
 	if s.refresh && tok.RefreshToken != "" && tok.RefreshToken != s.refreshToken {
 		s.refreshToken = tok.RefreshToken

@@ -108,9 +108,9 @@ func TestCheckProblems(t *testing.T) {
 	}{
 		{"valid", func(*config.Tenant) {}, nil},
 		{"no provider", func(c *config.Tenant) { c.Provider = "" },
-			[]config.Problem{prob("tenants.x.provider", "required (one of oauth2, simplestore, static)")}},
+			[]config.Problem{prob("tenants.x.provider", "required (one of istores, oauth2, scayle, simplestore, static, storehippo)")}},
 		{"unknown provider", func(c *config.Tenant) { c.Provider = "shopify" },
-			[]config.Problem{prob("tenants.x.provider", `unknown provider "shopify" (want one of oauth2, simplestore, static)`)}},
+			[]config.Problem{prob("tenants.x.provider", `unknown provider "shopify" (want one of istores, oauth2, scayle, simplestore, static, storehippo)`)}},
 		{"oauth2 needs endpoints", func(c *config.Tenant) { c.TokenURL, c.APIURL = "", "" },
 			[]config.Problem{prob("tenants.x.api_url", "required"), prob("tenants.x.token_url", "required")}},
 		{"bad urls", func(c *config.Tenant) { c.TokenURL, c.APIURL = "ftp://x/token", "https://api.example.com/?a=1" },
@@ -127,7 +127,7 @@ func TestCheckProblems(t *testing.T) {
 		{"refresh grant needs refresh_token", func(c *config.Tenant) { c.Grant, c.ClientSecret = "refresh_token", "" },
 			[]config.Problem{prob("tenants.x.refresh_token", "required")}},
 		{"unknown grant", func(c *config.Tenant) { c.Grant = "password" },
-			[]config.Problem{prob("tenants.x.grant", "must be client_credentials or refresh_token")}},
+			[]config.Problem{prob("tenants.x.grant", "must be client_credentials, refresh_token or authorization_code")}},
 		{"client_auth", func(c *config.Tenant) { c.ClientAuth = "basic" },
 			[]config.Problem{prob("tenants.x.client_auth", "must be header or body")}},
 		{"scopes", func(c *config.Tenant) { c.Scopes = []string{"ok", "two words", ""} },
@@ -171,6 +171,54 @@ func TestCheckProblems(t *testing.T) {
 		{"simplestore defaults endpoints", func(c *config.Tenant) { c.Provider, c.TokenURL, c.APIURL = "simplestore", "", "" }, nil},
 		{"simplestore grant", func(c *config.Tenant) { c.Provider, c.Grant = "simplestore", "refresh_token" },
 			[]config.Problem{prob("tenants.x.grant", "simplestore supports only client_credentials")}},
+		{"oauth2 authorization_code needs auth_url", func(c *config.Tenant) { c.Grant, c.ClientSecret = "authorization_code", "" },
+			[]config.Problem{prob("tenants.x.auth_url", "required")}},
+		{"oauth2 authorization_code", func(c *config.Tenant) {
+			c.Grant, c.AuthURL = "authorization_code", "https://auth.example.com/authorize"
+		}, nil},
+		{"oauth2 bad auth_url", func(c *config.Tenant) { c.Grant, c.AuthURL = "authorization_code", "ftp://x" },
+			[]config.Problem{prob("tenants.x.auth_url", "must be an http or https URL")}},
+		{"istores needs credentials and scopes", func(c *config.Tenant) { *c = config.Tenant{Provider: "istores"} },
+			[]config.Problem{prob("tenants.x.client_id", "required"), prob("tenants.x.client_secret", "required"),
+				prob("tenants.x.scopes", "required (e.g. [products:read])")}},
+		{"istores grant and client_auth", func(c *config.Tenant) {
+			*c = config.Tenant{Provider: "istores", ClientID: "i", ClientSecret: "s", Scopes: []string{"products:read"},
+				Grant: "client_credentials", ClientAuth: "header"}
+		},
+			[]config.Problem{prob("tenants.x.grant", "istores supports only authorization_code"),
+				prob("tenants.x.client_auth", "not used by istores (it authenticates the client as its documentation says)")}},
+		{"storehippo needs store", func(c *config.Tenant) {
+			*c = config.Tenant{Provider: "storehippo", ClientID: "i", ClientSecret: "s", Scopes: []string{"read_products"}}
+		},
+			[]config.Problem{prob("tenants.x.store", "required")}},
+		{"storehippo needs store even with every endpoint set", func(c *config.Tenant) {
+			*c = config.Tenant{Provider: "storehippo", ClientID: "i", ClientSecret: "s", Scopes: []string{"read_products"},
+				AuthURL: "https://a.example/auth", TokenURL: "https://a.example/token", APIURL: "https://a.example/api"}
+		},
+			[]config.Problem{prob("tenants.x.store", "required")}},
+		{"storehippo store not a DNS label", func(c *config.Tenant) {
+			*c = config.Tenant{Provider: "storehippo", Store: "acme.evil.com/x", ClientID: "i", ClientSecret: "s", Scopes: []string{"a,b"}}
+		},
+			[]config.Problem{prob("tenants.x.store", "must be a DNS label (letters, digits and inner hyphens, at most 63 characters)"),
+				prob("tenants.x.scopes[0]", "must not contain a comma (storehippo joins scopes with commas)")}},
+		{"storehippo defaults", func(c *config.Tenant) {
+			*c = config.Tenant{Provider: "storehippo", Store: "acme-shop", ClientID: "i", ClientSecret: "s", Scopes: []string{"read_products"}}
+		}, nil},
+		{"scayle needs everything", func(c *config.Tenant) { *c = config.Tenant{Provider: "scayle"} },
+			[]config.Problem{prob("tenants.x.tenant_space", "required"), prob("tenants.x.shop_id", "required"),
+				prob("tenants.x.idp_key", "required"), prob("tenants.x.client_id", "required"),
+				prob("tenants.x.client_secret", "required"), prob("tenants.x.shop_secret", "required")}},
+		{"scayle bad tenant_space, scopes", func(c *config.Tenant) {
+			*c = config.Tenant{Provider: "scayle", TenantSpace: "-acme", ShopID: "1001", IdpKey: "g", ClientID: "i",
+				ClientSecret: "s", ShopSecret: "x", Scopes: []string{"a"}}
+		},
+			[]config.Problem{prob("tenants.x.tenant_space", "must be a DNS label (letters, digits and inner hyphens, at most 63 characters)"),
+				prob("tenants.x.scopes", "not used by scayle (its consent has no scopes)")}},
+		{"scayle shop_id with a newline", func(c *config.Tenant) {
+			*c = config.Tenant{Provider: "scayle", TenantSpace: "acme", ShopID: "1\n2", IdpKey: "g", ClientID: "i",
+				ClientSecret: "s", ShopSecret: "x"}
+		},
+			[]config.Problem{prob("tenants.x.shop_id", "must not contain control characters")}},
 	}
 	for _, tt := range tests {
 		tenant := valid()

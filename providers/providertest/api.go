@@ -14,16 +14,26 @@ import (
 
 // flavor is what differs between the simulated APIs.
 type flavor struct {
-	// routes serves the platform's own resources under /v1; it reports
-	// false when the path is not one of them.
-	routes func(w http.ResponseWriter, r *http.Request, body []byte, tok issued) bool
+	// base is the API's path prefix ("" or e.g. "/api/1.1"); paths outside
+	// it are 404. Routes, /v1/echo and /v1/stream are below it.
+	base string
+	// routes serves the platform's own resources; path is the request's
+	// path below base. It reports false when the path is not one of them.
+	routes func(w http.ResponseWriter, r *http.Request, path string, body []byte, tok issued) bool
 	// fail writes the platform's error body for status.
 	fail func(w http.ResponseWriter, r *http.Request, status int, code, detail string)
+	// precheck, if set, runs before the token is checked; it answers the
+	// request itself and returns false to stop it.
+	precheck func(w http.ResponseWriter, r *http.Request) bool
+	// tokenHeader, if set, is a header that may carry the bare token
+	// instead of "Authorization: Bearer" (Istores' x-token).
+	tokenHeader string
 }
 
 // serveAPI is the API side shared by the simulators: it counts and records
-// the request, applies latency and injected failures, demands a valid
-// bearer token, then serves /v1/echo/…, /v1/stream and the platform routes.
+// the request, applies latency, injected failures and the rate limit,
+// demands a valid bearer token, then serves {base}/v1/echo/…,
+// {base}/v1/stream and the platform routes.
 func (c *core) serveAPI(w http.ResponseWriter, r *http.Request, f flavor) {
 	c.apiCount.Add(1)
 	body, _ := io.ReadAll(io.LimitReader(r.Body, maxRecordedBody))
@@ -49,11 +59,23 @@ func (c *core) serveAPI(w http.ResponseWriter, r *http.Request, f flavor) {
 		f.fail(w, r, status, "injected_failure", "failure injected by the simulator")
 		return
 	}
+	if c.overLimit() {
+		retryAfterOn(w, http.StatusTooManyRequests)
+		f.fail(w, r, http.StatusTooManyRequests, "rate_limited", "too many requests")
+		return
+	}
+	path, inBase := strings.CutPrefix(r.URL.Path, f.base)
+	if !inBase || (path != "" && path[0] != '/') {
+		f.fail(w, r, http.StatusNotFound, "not_found", "no such resource")
+		return
+	}
+	if f.precheck != nil && !f.precheck(w, r) {
+		return
+	}
 	tok, ok := c.authorize(w, r, f)
 	if !ok {
 		return
 	}
-	path := r.URL.Path
 	switch {
 	case path == "/v1/echo" || strings.HasPrefix(path, "/v1/echo/"):
 		writeJSON(w, http.StatusOK, map[string]any{
@@ -64,7 +86,7 @@ func (c *core) serveAPI(w http.ResponseWriter, r *http.Request, f flavor) {
 		})
 	case path == "/v1/stream":
 		c.serveStream(w, r)
-	case f.routes(w, r, body, tok):
+	case f.routes(w, r, path, body, tok):
 	default:
 		f.fail(w, r, http.StatusNotFound, "not_found", "no such resource")
 	}
@@ -74,7 +96,13 @@ func (c *core) serveAPI(w http.ResponseWriter, r *http.Request, f flavor) {
 // tokens and answers 401 itself when it is missing, unknown or expired.
 func (c *core) authorize(w http.ResponseWriter, r *http.Request, f flavor) (issued, bool) {
 	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !strings.EqualFold(scheme, "Bearer") || token == "" {
+	if !strings.EqualFold(scheme, "Bearer") {
+		token = ""
+	}
+	if token == "" && f.tokenHeader != "" {
+		token = r.Header.Get(f.tokenHeader)
+	}
+	if token == "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="sim"`)
 		f.fail(w, r, http.StatusUnauthorized, "invalid_request", "missing bearer token")
 		return issued{}, false
@@ -180,42 +208,17 @@ func clientCredentials(r *http.Request) (id, secret, method string, err error) {
 	return "", "", "", nil
 }
 
-// readTokenForm parses the token request's form (POST, form-encoded, at
-// most 64 KiB) and records the request. It answers the request itself and
-// returns false when the request cannot go on.
+// readTokenForm is readTokenBody for a form-encoded body with RFC 6749
+// errors.
 func (c *core) readTokenForm(w http.ResponseWriter, r *http.Request) bool {
-	c.tokenCount.Add(1)
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-	formErr := r.ParseForm()
-	id, _, method, _ := clientCredentials(r)
-	c.mu.Lock()
-	c.lastToken = &TokenRequest{Header: r.Header.Clone(), Form: cloneValues(r.PostForm), ClientAuth: method, ClientID: id}
-	status := c.tokenFail.take()
-	c.mu.Unlock()
-
-	if !c.wait(r.Context(), &c.tokenLatency) {
-		return false
-	}
-	switch {
-	case status != 0:
-		retryAfterOn(w, status)
-		writeJSON(w, status, map[string]string{"error": "server_error", "error_description": "failure injected by the simulator"})
-	case r.Method != http.MethodPost:
-		w.Header().Set("Allow", http.MethodPost)
-		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "invalid_request", "error_description": "use POST"})
-	case formErr != nil || !strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded"):
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request", "error_description": "expected a form-encoded body"})
-	default:
-		return true
-	}
-	return false
+	return c.readTokenBody(w, r, bodyForm, tokenError)
 }
 
 // tokenBody is a successful token response with the lifetime spelled and
 // typed as the options say.
 func (c *core) tokenBody(access string, lifetime time.Duration, extra map[string]any) []byte {
 	m := map[string]any{"access_token": access, "token_type": c.opts.TokenType}
-	if c.opts.ExpiresField != "none" {
+	if c.opts.ExpiresField != "none" && lifetime > 0 {
 		secs := int64(lifetime / time.Second)
 		if c.opts.ExpiresAsString {
 			m[c.opts.ExpiresField] = strconv.FormatInt(secs, 10)

@@ -1,21 +1,31 @@
 package providertest
 
 import (
-	"crypto/subtle"
 	"net/http"
 	"slices"
 	"strings"
 )
 
 // OAuth2 simulates a generic RFC 6749 authorization server at
-// POST /oauth2/token and a small JSON API on one server.
+// GET /oauth2/authorize and POST /oauth2/token, and a small JSON API, on
+// one server.
 //
-// Token endpoint: grants client_credentials and refresh_token; client
-// authentication by HTTP Basic or form fields (SimOptions.ClientAuth may
-// insist on one); scope is checked against SimOptions.Scopes; audience or
-// resource is recorded on the token. Failures follow RFC 6749 section 5.2:
-// 401 {"error":"invalid_client"} (with WWW-Authenticate when Basic was
-// used), 400 invalid_grant, invalid_scope, unsupported_grant_type,
+// Consent (GET /oauth2/authorize): response_type=code, client_id,
+// redirect_uri (absolute), scope (checked against SimOptions.Scopes),
+// state, and PKCE with code_challenge_method=S256 — required, as OAuth 2.1
+// does. Approved at once: 302 to redirect_uri?code&state. A bad request is
+// answered 400 {"error","error_description"} without a redirect.
+//
+// Token endpoint: grants client_credentials, refresh_token and
+// authorization_code (the code's redirect_uri repeated, the PKCE verifier
+// proven; it issues a refresh token too); client authentication by HTTP
+// Basic or form fields (SimOptions.ClientAuth may insist on one); scope is
+// checked against SimOptions.Scopes; audience or resource is recorded on
+// the token. With RotateRefreshTokens, every refresh returns a new refresh
+// token and the one used is dead; presenting it again is invalid_grant and
+// counts in RefreshReuse. Failures follow RFC 6749 section 5.2: 401
+// {"error":"invalid_client"} (with WWW-Authenticate when Basic was used),
+// 400 invalid_grant, invalid_scope, unsupported_grant_type,
 // invalid_request.
 //
 // API (Bearer token required, RFC 6750 errors {"error","error_description"}
@@ -32,12 +42,16 @@ type OAuth2 struct {
 func NewOAuth2(opts SimOptions) *OAuth2 {
 	o := &OAuth2{core: newCore(opts.withDefaults("expires_in"))}
 	mux := http.NewServeMux()
+	mux.HandleFunc("/oauth2/authorize", o.serveAuthorize)
 	mux.HandleFunc("/oauth2/token", o.serveToken)
 	f := flavor{routes: o.routes, fail: oauth2Error}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { o.serveAPI(w, r, f) })
 	o.start(mux)
 	return o
 }
+
+// AuthURL is the consent page, URL()+"/oauth2/authorize".
+func (o *OAuth2) AuthURL() string { return o.URL() + "/oauth2/authorize" }
 
 // TokenURL is the token endpoint, URL()+"/oauth2/token".
 func (o *OAuth2) TokenURL() string { return o.URL() + "/oauth2/token" }
@@ -48,23 +62,43 @@ func (o *OAuth2) APIURL() string { return o.URL() }
 // AddRefreshToken makes rt a valid refresh token.
 func (o *OAuth2) AddRefreshToken(rt string) {
 	o.mu.Lock()
-	o.refreshTokens[rt] = true
+	o.refreshTokens[rt] = refreshGrant{clientID: o.opts.ClientID}
 	o.mu.Unlock()
 }
 
-// RevokeRefreshTokens invalidates every refresh token: refresh_token
-// grants answer 400 invalid_grant.
-func (o *OAuth2) RevokeRefreshTokens() {
-	o.mu.Lock()
-	clear(o.refreshTokens)
-	o.mu.Unlock()
-}
-
-// ValidRefreshToken reports whether rt would be accepted now.
-func (o *OAuth2) ValidRefreshToken(rt string) bool {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.refreshTokens[rt]
+// serveAuthorize approves a consent request at once.
+func (o *OAuth2) serveAuthorize(w http.ResponseWriter, r *http.Request) {
+	o.consentCount.Add(1)
+	q := r.URL.Query()
+	redirectURI := q.Get("redirect_uri")
+	var problem string
+	switch {
+	case r.Method != http.MethodGet:
+		problem = "use GET"
+	case q.Get("response_type") != "code":
+		problem = "response_type must be code"
+	case !equal(q.Get("client_id"), o.opts.ClientID):
+		problem = "unknown client_id"
+	case !absoluteURL(redirectURI):
+		problem = "redirect_uri must be an absolute http(s) URL"
+	case !o.allowedScope(q.Get("scope")):
+		problem = "scope not allowed"
+	case q.Get("code_challenge_method") != "S256":
+		problem = "PKCE with code_challenge_method=S256 is required"
+	case len(q.Get("code_challenge")) != 43:
+		problem = "code_challenge must be a base64url SHA-256 (43 characters)"
+	}
+	if problem != "" {
+		tokenError(w, http.StatusBadRequest, "invalid_request", problem)
+		return
+	}
+	code := o.newCode(codeGrant{clientID: o.opts.ClientID, redirectURI: redirectURI,
+		scope: q.Get("scope"), challenge: q.Get("code_challenge")})
+	params := map[string][]string{"code": {code}}
+	if s := q.Get("state"); s != "" {
+		params["state"] = []string{s}
+	}
+	redirect(w, redirectURI, params)
 }
 
 func (o *OAuth2) serveToken(w http.ResponseWriter, r *http.Request) {
@@ -83,20 +117,21 @@ func (o *OAuth2) serveToken(w http.ResponseWriter, r *http.Request) {
 		tokenError(w, http.StatusUnauthorized, "invalid_client", "client authentication failed")
 		return
 	}
-	scope := r.PostForm.Get("scope")
+	form := r.PostForm
+	scope := form.Get("scope")
 	if !o.allowedScope(scope) {
 		tokenError(w, http.StatusBadRequest, "invalid_scope", "scope not allowed")
 		return
 	}
-	audience := r.PostForm.Get("audience")
+	audience := form.Get("audience")
 	if audience == "" {
-		audience = r.PostForm.Get("resource")
+		audience = form.Get("resource")
 	}
 	extra := map[string]any{}
-	switch r.PostForm.Get("grant_type") {
+	switch form.Get("grant_type") {
 	case "client_credentials":
 	case "refresh_token":
-		next, ok := o.useRefreshToken(r.PostForm.Get("refresh_token"))
+		g, next, ok := o.useRefreshToken(form.Get("refresh_token"))
 		if !ok {
 			tokenError(w, http.StatusBadRequest, "invalid_grant", "refresh token is invalid, expired or revoked")
 			return
@@ -104,6 +139,24 @@ func (o *OAuth2) serveToken(w http.ResponseWriter, r *http.Request) {
 		if next != "" {
 			extra["refresh_token"] = next
 		}
+		if scope == "" {
+			scope = g.scope
+		}
+	case "authorization_code":
+		g, ok := o.redeemCode(form.Get("code"))
+		switch {
+		case !ok || g.clientID != id:
+			tokenError(w, http.StatusBadRequest, "invalid_grant", "authorization code is invalid, used or expired")
+			return
+		case form.Get("redirect_uri") != g.redirectURI:
+			tokenError(w, http.StatusBadRequest, "invalid_grant", "redirect_uri does not match the consent's")
+			return
+		case form.Get("code_verifier") == "" || s256(form.Get("code_verifier")) != g.challenge:
+			tokenError(w, http.StatusBadRequest, "invalid_grant", "PKCE verification failed")
+			return
+		}
+		scope = g.scope
+		extra["refresh_token"] = o.addRefresh(refreshGrant{clientID: id, scope: g.scope})
 	case "":
 		tokenError(w, http.StatusBadRequest, "invalid_request", "grant_type is missing")
 		return
@@ -123,8 +176,7 @@ func (o *OAuth2) validClient(id, secret, method string) bool {
 	if method == "" || (o.opts.ClientAuth != "" && o.opts.ClientAuth != method) {
 		return false
 	}
-	return subtle.ConstantTimeCompare([]byte(id), []byte(o.opts.ClientID)) == 1 &&
-		subtle.ConstantTimeCompare([]byte(secret), []byte(o.opts.ClientSecret)) == 1
+	return equal(id, o.opts.ClientID) && equal(secret, o.opts.ClientSecret)
 }
 
 // allowedScope reports whether every requested scope may be granted.
@@ -142,23 +194,12 @@ func (o *OAuth2) allowedScope(scope string) bool {
 
 // useRefreshToken accepts rt and, when rotating, replaces it with a new
 // refresh token returned as next.
-func (o *OAuth2) useRefreshToken(rt string) (next string, ok bool) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if rt == "" || !o.refreshTokens[rt] {
-		return "", false
-	}
-	if o.opts.RotateRefreshTokens {
-		delete(o.refreshTokens, rt)
-		next = randomToken()
-		o.refreshTokens[next] = true
-	}
-	return next, true
+func (o *OAuth2) useRefreshToken(rt string) (g refreshGrant, next string, ok bool) {
+	return o.useRefresh(rt, o.opts.RotateRefreshTokens)
 }
 
 // routes serves /v1/whoami and /v1/items.
-func (o *OAuth2) routes(w http.ResponseWriter, r *http.Request, _ []byte, tok issued) bool {
-	path := r.URL.Path
+func (o *OAuth2) routes(w http.ResponseWriter, r *http.Request, path string, _ []byte, tok issued) bool {
 	if r.Method != http.MethodGet {
 		return false
 	}

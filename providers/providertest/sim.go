@@ -1,18 +1,21 @@
 // Package providertest holds faithful in-process simulators of the platforms'
 // auth servers, each with a small API behind bearer tokens, over real HTTP
-// on 127.0.0.1. Tests, `sidekey demo` and benchmarks use them instead of
-// the real platforms. Faults (latency, failing token or API requests,
-// revocation, expiry) can be switched on and off at runtime, and each
-// simulator records what reached it so proxy tests can assert exactly what
-// an upstream saw.
+// on 127.0.0.1: SimpleStore, OAuth2 (client credentials, refresh token,
+// authorization code with PKCE), Istores, StoreHippo and SCAYLE. Tests,
+// `sidekey demo` and benchmarks use them instead of the real platforms.
+// Faults (latency, failing token or API requests, revocation, expiry, rate
+// limits) can be switched on and off at runtime, and each simulator records
+// what reached it so proxy tests can assert exactly what an upstream saw.
+//
+// The consent pages approve at once: a GET on a consent URL is checked as
+// strictly as the platform documents it and answered with a 302 to the
+// redirect URI carrying a code (single use, 60 seconds) and the state.
 //
 // Every method of a simulator is safe for concurrent use.
 package providertest
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -27,8 +30,11 @@ type SimOptions struct {
 	ClientID string
 	// ClientSecret is the only accepted client secret. Default "sim-secret".
 	ClientSecret string
-	// TokenLifetime is the lifetime of issued access tokens. Default 3600s.
-	// SetLifetime changes it at runtime.
+	// TokenLifetime is the lifetime of issued access tokens. Default 3600s;
+	// Istores: 36000000s (its documented expires_in); StoreHippo:
+	// permanent (its tokens die only when revoked). SetLifetime changes it
+	// at runtime; 0 or less makes permanent tokens, stated without a
+	// lifetime.
 	TokenLifetime time.Duration
 	// ExpiresField names the lifetime member of token responses. Default
 	// "expiries_in" for SimpleStore (its documentation's spelling) and
@@ -49,7 +55,8 @@ type SimOptions struct {
 	// start. Empty: none until one is issued.
 	RefreshToken string
 	// RotateRefreshTokens makes every refresh_token grant return a new
-	// refresh token and invalidate the one used (OAuth2).
+	// refresh token and invalidate the one used (OAuth2; SCAYLE always
+	// rotates, StoreHippo never does).
 	RotateRefreshTokens bool
 	// TokenLatency delays every token response from the start (0: none).
 	// SetTokenLatency changes it at runtime.
@@ -57,6 +64,10 @@ type SimOptions struct {
 	// APILatency delays every API response from the start (0: none).
 	// SetAPILatency changes it at runtime.
 	APILatency time.Duration
+	// RateLimit is the number of API requests served per second before
+	// the API answers 429 with Retry-After, as Istores and StoreHippo do
+	// at 2 per second. 0: unlimited.
+	RateLimit int
 }
 
 func (o SimOptions) withDefaults(expiresField string) SimOptions {
@@ -102,10 +113,13 @@ type TokenRequest struct {
 
 // issued is an access token the simulator handed out.
 type issued struct {
+	id       string // token id (a JWT's jti)
+	created  time.Time
 	expiry   time.Time
 	clientID string
 	scope    string
 	audience string // audience or resource parameter, if any
+	refresh  string // the refresh token issued with it, if any
 }
 
 // maxRecordedBody bounds the request body a simulator keeps.
@@ -119,19 +133,29 @@ type core struct {
 	closer sync.Once
 	stream chan struct{} // StreamStep signals
 
-	lifetime     atomic.Int64 // nanoseconds
+	// jwtKey signs access tokens as HS256 JWTs; nil: opaque tokens.
+	jwtKey []byte
+
+	lifetime     atomic.Int64 // nanoseconds; <= 0: permanent tokens
+	jwtLifetime  atomic.Int64 // nanoseconds; caps a JWT's exp; 0: none
 	tokenLatency atomic.Int64 // nanoseconds
 	apiLatency   atomic.Int64 // nanoseconds
 	tokenCount   atomic.Int64
 	apiCount     atomic.Int64
+	refreshCount atomic.Int64
+	reuseCount   atomic.Int64
+	consentCount atomic.Int64
 
 	mu            sync.Mutex // guards everything below
 	tokens        map[string]issued
-	refreshTokens map[string]bool
+	refreshTokens map[string]refreshGrant
+	codes         map[string]codeGrant
 	tokenFail     fault
 	apiFail       fault
 	lastAPI       *APIRequest
 	lastToken     *TokenRequest
+	window        time.Time // start of the current rate-limit second
+	windowCount   int       // API requests in it
 }
 
 // fault answers the next n requests with status (n < 0: until cleared).
@@ -157,13 +181,14 @@ func newCore(opts SimOptions) *core {
 		done:          make(chan struct{}),
 		stream:        make(chan struct{}, 64),
 		tokens:        make(map[string]issued),
-		refreshTokens: make(map[string]bool),
+		refreshTokens: make(map[string]refreshGrant),
+		codes:         make(map[string]codeGrant),
 	}
 	c.lifetime.Store(int64(opts.TokenLifetime))
 	c.tokenLatency.Store(int64(opts.TokenLatency))
 	c.apiLatency.Store(int64(opts.APILatency))
 	if opts.RefreshToken != "" {
-		c.refreshTokens[opts.RefreshToken] = true
+		c.refreshTokens[opts.RefreshToken] = refreshGrant{clientID: opts.ClientID}
 	}
 	return c
 }
@@ -184,8 +209,15 @@ func (c *core) Close() {
 	})
 }
 
-// SetLifetime changes the lifetime of tokens issued from now on.
+// SetLifetime changes the lifetime of access tokens issued from now on
+// (the stated expires_in and, for JWTs, the exp claim).
 func (c *core) SetLifetime(d time.Duration) { c.lifetime.Store(int64(d)) }
+
+// SetJWTLifetime makes the exp of JWT access tokens issued from now on come
+// d after issue when that is sooner than their lifetime, while expires_in
+// still states the lifetime; the token dies at its exp. 0 restores exp =
+// lifetime. No effect on simulators with opaque tokens.
+func (c *core) SetJWTLifetime(d time.Duration) { c.jwtLifetime.Store(int64(d)) }
 
 // SetTokenLatency delays every token response by d (0: none).
 func (c *core) SetTokenLatency(d time.Duration) { c.tokenLatency.Store(int64(d)) }
@@ -233,6 +265,18 @@ func (c *core) ExpireAll() {
 
 // TokenRequests counts requests that reached the token endpoint.
 func (c *core) TokenRequests() int64 { return c.tokenCount.Load() }
+
+// RefreshRequests counts refresh_token grants that reached the token
+// endpoint, successful or not.
+func (c *core) RefreshRequests() int64 { return c.refreshCount.Load() }
+
+// RefreshReuse counts refresh tokens presented again after a rotation had
+// already used them up: a client that loses a rotated refresh token, or
+// two replicas refreshing at once, shows up here. Tests assert it stays 0.
+func (c *core) RefreshReuse() int64 { return c.reuseCount.Load() }
+
+// ConsentRequests counts requests that reached the consent page.
+func (c *core) ConsentRequests() int64 { return c.consentCount.Load() }
 
 // APIRequests counts requests that reached the API.
 func (c *core) APIRequests() int64 { return c.apiCount.Load() }
@@ -294,20 +338,39 @@ func (c *core) wait(ctx context.Context, d *atomic.Int64) bool {
 
 // issue mints an access token for clientID.
 func (c *core) issue(clientID, scope, audience string) (string, time.Duration) {
+	return c.issueToken(issued{clientID: clientID, scope: scope, audience: audience})
+}
+
+// issueToken mints the access token t describes (its id, created and
+// expiry are filled in here) and returns it with the lifetime to state: 0
+// for a permanent token. With a JWT key the token is an HS256 JWT that
+// dies at its exp (see SetJWTLifetime).
+func (c *core) issueToken(t issued) (string, time.Duration) {
 	lifetime := time.Duration(c.lifetime.Load())
-	tok := randomToken()
 	now := time.Now()
+	t.id, t.created, t.expiry = randomToken()[:16], now, permanent()
+	if lifetime > 0 {
+		t.expiry = now.Add(lifetime)
+	}
+	tok := randomToken()
+	if c.jwtKey != nil {
+		if d := time.Duration(c.jwtLifetime.Load()); d > 0 && now.Add(d).Before(t.expiry) {
+			t.expiry = now.Add(d)
+		}
+		t.expiry = time.Unix(t.expiry.Unix(), 0) // exp has whole seconds
+		tok = c.signJWT(t)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.tokens) >= 4096 {
-		for k, t := range c.tokens {
-			if now.After(t.expiry) {
+		for k, old := range c.tokens {
+			if now.After(old.expiry) {
 				delete(c.tokens, k)
 			}
 		}
 	}
-	c.tokens[tok] = issued{expiry: now.Add(lifetime), clientID: clientID, scope: scope, audience: audience}
-	return tok, lifetime
+	c.tokens[tok] = t
+	return tok, max(lifetime, 0)
 }
 
 // lookup finds a live access token; expired reports a known but expired one.
@@ -322,19 +385,4 @@ func (c *core) lookup(token string) (t issued, ok, expired bool) {
 		return issued{}, false, true
 	}
 	return t, true, false
-}
-
-// randomToken returns 32 random bytes, base64url encoded.
-func randomToken() string {
-	b := make([]byte, 32)
-	rand.Read(b) // never fails (crypto/rand)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-func cloneValues(v url.Values) url.Values {
-	out := make(url.Values, len(v))
-	for k, vs := range v {
-		out[k] = append([]string(nil), vs...)
-	}
-	return out
 }

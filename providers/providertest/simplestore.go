@@ -80,8 +80,7 @@ func (s *SimpleStore) validClient(id, secret string) bool {
 }
 
 // routes serves the cart and product resources.
-func (s *SimpleStore) routes(w http.ResponseWriter, r *http.Request, _ []byte, _ issued) bool {
-	path := r.URL.Path
+func (s *SimpleStore) routes(w http.ResponseWriter, r *http.Request, path string, _ []byte, _ issued) bool {
 	switch {
 	case strings.HasPrefix(path, "/v1/cart/") && len(path) > len("/v1/cart/"):
 		id := strings.TrimPrefix(path, "/v1/cart/")
