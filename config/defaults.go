@@ -41,6 +41,7 @@ const (
 // calls it; call it yourself on a Config built in code before Validate.
 // Provider-specific endpoints are not filled here (package providers does).
 func (c *Config) SetDefaults() {
+	c.applyApps()
 	setDefault(&c.Listen, defaultListen)
 	if c.PublicURL == "" {
 		c.PublicURL = defaultPublicURL(c.Listen)

@@ -82,16 +82,18 @@ func (r *fileReader) readAll(c *Config) {
 	c.TLS.CARootFile = r.resolve(c.TLS.CARootFile)
 	r.secret("storage.redis", "password", &c.Storage.Redis.Password, &c.Storage.Redis.PasswordFile)
 
-	for _, name := range slices.Sorted(maps.Keys(c.Tenants)) {
-		t := c.Tenants[name]
-		if t == nil {
-			continue
+	for section, blocks := range map[string]map[string]*Tenant{"apps": c.Apps, "tenants": c.Tenants} {
+		for _, name := range slices.Sorted(maps.Keys(blocks)) {
+			t := blocks[name]
+			if t == nil {
+				continue
+			}
+			prefix := section + "." + name
+			r.secret(prefix, "client_secret", &t.ClientSecret, &t.ClientSecretFile)
+			r.secret(prefix, "refresh_token", &t.RefreshToken, &t.RefreshTokenFile)
+			r.secret(prefix, "token", &t.Token, &t.TokenFile)
+			r.secret(prefix, "shop_secret", &t.ShopSecret, &t.ShopSecretFile)
 		}
-		prefix := "tenants." + name
-		r.secret(prefix, "client_secret", &t.ClientSecret, &t.ClientSecretFile)
-		r.secret(prefix, "refresh_token", &t.RefreshToken, &t.RefreshTokenFile)
-		r.secret(prefix, "token", &t.Token, &t.TokenFile)
-		r.secret(prefix, "shop_secret", &t.ShopSecret, &t.ShopSecretFile)
 	}
 
 	for _, name := range slices.Sorted(maps.Keys(c.Callers)) {

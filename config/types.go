@@ -37,6 +37,12 @@ type Config struct {
 	// ShutdownTimeout bounds the drain of in-flight requests on SIGTERM.
 	// Default 15s.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// Apps are platform client registrations (one client id and secret,
+	// scopes, endpoints) that many tenants share: config-file tenants name
+	// one with `app:`, and connections created at runtime (consent flow or
+	// admin API) always belong to one. Keyed by app name; an app block takes
+	// the same keys as a tenant.
+	Apps map[string]*Tenant `yaml:"apps"`
 	// Tenants are the configured tenants, keyed by name
 	// ([a-z0-9][a-z0-9._-]*). The name is the first path segment of a
 	// proxied request.
@@ -106,6 +112,9 @@ type Caller struct {
 	KeyFile string `yaml:"key_file"`
 	// Tenants the caller may use.
 	Tenants []string `yaml:"tenants"`
+	// Apps whose tenants (config-file and runtime connections) the caller
+	// may use.
+	Apps []string `yaml:"apps"`
 }
 
 // Log configures the logger.
@@ -149,6 +158,9 @@ type Upstream struct {
 type Tenant struct {
 	// Provider is istores, storehippo, simplestore, scayle, oauth2 or static.
 	Provider string `yaml:"provider"`
+	// App names the app (under apps) whose settings this tenant inherits;
+	// the tenant's own settings win. Empty: none.
+	App string `yaml:"app"`
 
 	// ClientID is the OAuth client id.
 	ClientID string `yaml:"client_id"`

@@ -22,8 +22,14 @@ func (c *Config) Validate() error {
 	c.validateStorage(&ps)
 	c.validateTuning(&ps)
 	c.validateCallers(&ps)
+	c.validateApps(&ps)
 	for _, name := range slices.Sorted(maps.Keys(c.Tenants)) {
-		validateTenant(&ps, name, c.Tenants[name])
+		t := c.Tenants[name]
+		if t != nil && t.App != "" && c.Apps[t.App] == nil {
+			ps.addf("tenants."+name+".app", "unknown app %q", t.App)
+			continue
+		}
+		validateTenant(&ps, name, t)
 	}
 	return ps.err()
 }
@@ -130,6 +136,11 @@ func (c *Config) validateCallers(ps *Problems) {
 		for i, t := range cl.Tenants {
 			if _, ok := c.Tenants[t]; !ok {
 				ps.addf(key+".tenants["+strconv.Itoa(i)+"]", "unknown tenant %q", t)
+			}
+		}
+		for i, a := range cl.Apps {
+			if _, ok := c.Apps[a]; !ok {
+				ps.addf(key+".apps["+strconv.Itoa(i)+"]", "unknown app %q", a)
 			}
 		}
 	}
@@ -285,5 +296,29 @@ func (c *Config) validateTLS(ps *Problems) {
 		}
 	default:
 		ps.addf("tls.mode", "unknown mode %q: want off, files or acme", t.Mode)
+	}
+}
+
+// validateApps checks each app block: a name like a tenant's, a known
+// provider, and sane settings. Per-tenant requirements (store,
+// tenant_space, …) are checked on the tenants and connections using it.
+func (c *Config) validateApps(ps *Problems) {
+	for _, name := range slices.Sorted(maps.Keys(c.Apps)) {
+		a := c.Apps[name]
+		key := "apps." + name
+		switch {
+		case !ValidTenantName(name):
+			ps.add(key, "app names must match [a-z0-9][a-z0-9._-]*")
+		case c.Tenants[name] != nil:
+			ps.add(key, "an app and a tenant cannot share a name (both use /_sidekey/oauth/connect/"+name+")")
+		case a == nil:
+			ps.add(key, "empty app")
+		case a.App != "":
+			ps.add(key+".app", "an app cannot name another app")
+		case a.Provider == "":
+			ps.add(key+".provider", "required")
+		case requiredFields[a.Provider] == nil:
+			ps.addf(key+".provider", "unknown provider %q", a.Provider)
+		}
 	}
 }
