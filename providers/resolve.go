@@ -92,11 +92,18 @@ func resolve(name string, t *config.Tenant) (*resolved, []config.Problem) {
 // empty. An API base may not carry a query and loses its trailing slash, so
 // that a proxied path can simply be appended.
 func (c *checker) endpoint(key, value, def string, api bool) *url.URL {
-	if value == "" {
-		var ok bool
-		if value, ok = c.expand(def); !ok {
-			return nil // the platform's check reports the missing field
+	override := value != ""
+	if !override {
+		value = def
+	}
+	// Placeholders work in overrides too, so an app shared by many stores
+	// can point every store at its own host.
+	value, ok := c.expand(value)
+	if !ok {
+		if override { // a default's field is reported by the platform's check
+			c.add(key, "needs the tenant's store or tenant_space (a DNS label) for its {store}/{tenant_space} placeholder")
 		}
+		return nil
 	}
 	if value == "" {
 		c.add(key, "required")
@@ -127,8 +134,8 @@ func (c *checker) endpoint(key, value, def string, api bool) *url.URL {
 	return nil
 }
 
-// expand fills {store} and {tenant_space} in a default endpoint from the
-// tenant, lower-cased. ok is false when a placeholder's field is not a DNS
+// expand fills {store} and {tenant_space} in an endpoint from the tenant,
+// lower-cased. ok is false when a placeholder's field is not a DNS
 // label; the platform's check reports that field.
 func (c *checker) expand(def string) (string, bool) {
 	for placeholder, value := range map[string]string{"{store}": c.t.Store, "{tenant_space}": c.t.TenantSpace} {

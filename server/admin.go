@@ -17,7 +17,7 @@ import (
 // until it is connected again. A failed revocation is logged and does not
 // stop the local forget.
 func (s *Server) Disconnect(ctx context.Context, name string) (revoked bool, err error) {
-	t, ok := s.live.Load().tenants[name]
+	t, ok := s.tenantNamed(name)
 	if !ok {
 		return false, errUnknownTenant
 	}
@@ -38,6 +38,15 @@ func (s *Server) Disconnect(ctx context.Context, name string) (revoked bool, err
 	}
 	if err := t.stored.Forget(ctx); err != nil {
 		return revoked, err
+	}
+	if _, configured := s.live.Load().tenants[name]; !configured {
+		// A connection is deleted whole: it answers unknown_tenant from now on.
+		if err := s.store.Delete(ctx, connectionPrefix+name); err != nil {
+			return revoked, err
+		}
+		s.conns.forget(name)
+		s.log.Info("connection deleted", zap.String("tenant", name), zap.Bool("revoked", revoked))
+		return revoked, nil
 	}
 	t.engine.Reset()
 	t.connectedAt.Store(nil)

@@ -22,6 +22,7 @@ type callerSet struct {
 type callerEntry struct {
 	name    string
 	tenants map[string]bool
+	apps    map[string]bool // every tenant of these apps, connections included
 }
 
 // newCallerSet indexes the configured callers; nil when there are none.
@@ -35,9 +36,12 @@ func newCallerSet(callers map[string]*config.Caller) (*callerSet, error) {
 		if err != nil || len(raw) != sha256.Size {
 			return nil, fmt.Errorf("server: callers.%s.key_sha256: not a hex sha256", name)
 		}
-		e := &callerEntry{name: name, tenants: make(map[string]bool, len(c.Tenants))}
+		e := &callerEntry{name: name, tenants: make(map[string]bool, len(c.Tenants)), apps: make(map[string]bool, len(c.Apps))}
 		for _, t := range c.Tenants {
 			e.tenants[t] = true
+		}
+		for _, a := range c.Apps {
+			e.apps[a] = true
 		}
 		cs.byHash[[sha256.Size]byte(raw)] = e
 	}
@@ -48,7 +52,10 @@ func newCallerSet(callers map[string]*config.Caller) (*callerSet, error) {
 // that tenant, and otherwise answers 401 caller_unauthorized (no known key)
 // or 403 caller_forbidden (another caller's tenant). The proxy removes the
 // key header before forwarding.
-func (cs *callerSet) admit(w http.ResponseWriter, r *http.Request) bool {
+//
+// appOf names a tenant's app ("" when it has none, ok false when there is
+// no such tenant: the request then goes on to answer unknown_tenant).
+func (cs *callerSet) admit(w http.ResponseWriter, r *http.Request, appOf func(tenant string) (app string, ok bool)) bool {
 	key, ok := strings.CutPrefix(r.Header.Get("Proxy-Authorization"), "Bearer ")
 	if !ok || key == "" {
 		proxy.WriteError(w, http.StatusUnauthorized, proxy.CodeCallerUnauthorized, "", "present your caller key as Proxy-Authorization: Bearer <key>", 0)
@@ -60,9 +67,15 @@ func (cs *callerSet) admit(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	tenant, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
-	if !e.tenants[tenant] {
-		proxy.WriteError(w, http.StatusForbidden, proxy.CodeCallerForbidden, tenant, "caller "+e.name+" may not use tenant "+tenant, 0)
-		return false
+	if e.tenants[tenant] {
+		return true
 	}
-	return true
+	if len(e.apps) > 0 {
+		app, ok := appOf(tenant)
+		if !ok || e.apps[app] {
+			return true
+		}
+	}
+	proxy.WriteError(w, http.StatusForbidden, proxy.CodeCallerForbidden, tenant, "caller "+e.name+" may not use tenant "+tenant, 0)
+	return false
 }

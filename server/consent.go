@@ -29,10 +29,12 @@ const consentPrefix = "consent/"
 
 // flow is one consent flow in progress, as stored.
 type flow struct {
-	Tenant   string    `json:"tenant"`
-	Provider string    `json:"provider"`
-	Verifier string    `json:"verifier,omitempty"` // PKCE (oauth2 provider)
-	Started  time.Time `json:"started"`
+	Tenant   string      `json:"tenant"`
+	Provider string      `json:"provider"`
+	Verifier string      `json:"verifier,omitempty"` // PKCE (oauth2 provider)
+	Started  time.Time   `json:"started"`
+	App      string      `json:"app,omitempty"`    // a new connection under this app…
+	Params   *connParams `json:"params,omitempty"` // …with these parameters
 }
 
 func (f *flow) expired(now time.Time) bool { return now.Sub(f.Started) > consentTTL }
@@ -40,20 +42,38 @@ func (f *flow) expired(now time.Time) bool { return now.Sub(f.Started) > consent
 // connect starts a consent flow: GET /_sidekey/oauth/connect/{tenant}
 // answers 302 to the platform's consent page (or, with ?format=json, the
 // URL as JSON for `sidekey connect`).
+//
+// GET /_sidekey/oauth/connect/{app}?tenant=NAME&store=… starts the consent
+// for a new connection under app instead; the connection is created only
+// when the consent succeeds.
 func (s *Server) connect(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("tenant")
-	t, ok := s.live.Load().tenants[name]
-	if !ok {
-		proxy.WriteError(w, http.StatusNotFound, proxy.CodeUnknownTenant, name, "no tenant named "+name, 0)
-		return
+	f := flow{Tenant: name, Started: s.now().UTC()}
+	var t *tenant
+	if _, isApp := s.live.Load().cfg.Apps[name]; isApp {
+		params := connParamsFrom(r.URL.Query())
+		f.App, f.Tenant, f.Params = name, r.URL.Query().Get("tenant"), &params
+		var err error
+		if t, err = s.pendingConnection(f.Tenant, f.App, params); err != nil {
+			proxy.WriteError(w, http.StatusBadRequest, "bad_connection", f.Tenant, err.Error(), 0)
+			return
+		}
+		defer t.engine.Close()
+	} else {
+		var ok bool
+		if t, ok = s.tenantNamed(name); !ok {
+			proxy.WriteError(w, http.StatusNotFound, proxy.CodeUnknownTenant, name, "no tenant or app named "+name, 0)
+			return
+		}
 	}
 	if t.spec.AuthCode == nil {
-		proxy.WriteError(w, http.StatusBadRequest, "no_consent_flow", name,
-			"tenant "+name+" ("+t.spec.Provider+") needs no consent: its token comes from client credentials or a fixed key", 0)
+		proxy.WriteError(w, http.StatusBadRequest, "no_consent_flow", f.Tenant,
+			f.Tenant+" ("+t.spec.Provider+") needs no consent: its token comes from client credentials or a fixed key", 0)
 		return
 	}
+	name = f.Tenant
 	nonce := randomNonce()
-	f := flow{Tenant: name, Provider: t.spec.Provider, Started: s.now().UTC()}
+	f.Provider = t.spec.Provider
 	if t.spec.Provider == "oauth2" {
 		f.Verifier = providers.NewPKCEVerifier()
 	}
@@ -102,8 +122,17 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 		s.callbackFailed(w, "", http.StatusBadRequest, err.Error())
 		return
 	}
-	t, ok := s.live.Load().tenants[f.Tenant]
-	if !ok || t.spec.AuthCode == nil {
+	var t *tenant
+	if f.App != "" && f.Params != nil {
+		if t, err = s.pendingConnection(f.Tenant, f.App, *f.Params); err != nil {
+			s.callbackFailed(w, f.Tenant, http.StatusBadRequest, "the consent was started for an app that changed: "+err.Error())
+			return
+		}
+		defer t.engine.Close()
+	} else if tt, ok := s.tenantNamed(f.Tenant); ok {
+		t = tt
+	}
+	if t == nil || t.spec.AuthCode == nil {
 		s.callbackFailed(w, f.Tenant, http.StatusBadRequest, "the consent was started for a tenant that is no longer configured")
 		return
 	}
@@ -123,6 +152,19 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 		s.log.Error("storing the new token failed", zap.String("tenant", f.Tenant), zap.Error(err))
 		s.callbackFailed(w, f.Tenant, http.StatusServiceUnavailable, "the token store is unavailable; start the consent again")
 		return
+	}
+	if f.App != "" {
+		// The connection exists from now on, with its token already stored.
+		c := &connection{Name: f.Tenant, App: f.App, Params: *f.Params, Created: s.now().UTC()}
+		if err := s.writeConnection(r.Context(), c); err != nil {
+			s.log.Error("storing the connection failed", zap.String("tenant", f.Tenant), zap.Error(err))
+			s.callbackFailed(w, f.Tenant, http.StatusServiceUnavailable, "the token store is unavailable; start the consent again")
+			return
+		}
+		s.conns.forget(f.Tenant)
+		if loaded, ok := s.conns.get(f.Tenant); ok {
+			t = loaded
+		}
 	}
 	t.engine.Reset()
 	now := s.now().UTC()

@@ -19,6 +19,8 @@ type metrics struct {
 	duration      *prometheus.HistogramVec
 	waits         *prometheus.CounterVec
 	waitSeconds   *prometheus.CounterVec
+	loads         prometheus.Counter
+	evictions     prometheus.Counter
 	fetches       *prometheus.CounterVec
 	fetchDuration *prometheus.HistogramVec
 
@@ -57,6 +59,14 @@ func newMetrics(status func() map[string]tenantStatus) *metrics {
 			Name: "sidekey_rate_limit_wait_seconds_total",
 			Help: "Time requests spent queued for their tenant's rate limit.",
 		}, []string{"tenant"}),
+		loads: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sidekey_engine_loads_total",
+			Help: "Connections loaded from the store into memory (first use, or use after eviction).",
+		}),
+		evictions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sidekey_engine_evictions_total",
+			Help: "Connection engines evicted from memory by the engine.max_active bound.",
+		}),
 		fetches: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sidekey_token_fetches_total",
 			Help: "Token requests to the provider, by tenant and result (ok or error).",
@@ -67,7 +77,7 @@ func newMetrics(status func() map[string]tenantStatus) *metrics {
 			Buckets: prometheus.DefBuckets,
 		}, []string{"tenant"}),
 	}
-	m.reg.MustRegister(m.requests, m.duration, m.waits, m.waitSeconds, m.fetches, m.fetchDuration,
+	m.reg.MustRegister(m.requests, m.duration, m.waits, m.waitSeconds, m.loads, m.evictions, m.fetches, m.fetchDuration,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&tokenCollector{status: status},
@@ -159,4 +169,12 @@ func (c *tokenCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(expiryDesc, prometheus.GaugeValue, st.Expiry.Sub(now).Seconds(), name)
 		}
 	}
+}
+
+// engineGauge reports how many token engines are in memory.
+func (s *Server) engineGauge() prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "sidekey_engines_active",
+		Help: "Token engines in memory: configured tenants plus loaded connections.",
+	}, func() float64 { return float64(len(s.live.Load().tenants) + s.conns.loaded.Len()) })
 }

@@ -82,6 +82,9 @@ func (s *Server) Reload(cfg *config.Config) error {
 		return fmt.Errorf("%w: %w", errReloadRejected, err)
 	}
 	s.live.Store(l)
+	if !reflect.DeepEqual(prev.cfg.Apps, l.cfg.Apps) {
+		s.conns.purge() // connections are rebuilt from their new app on next use
+	}
 	var kept, started, stopped int
 	for name, t := range prev.tenants {
 		if l.tenants[name] != t {

@@ -51,7 +51,8 @@ type Server struct {
 	loopback bool // the listener is loopback: callers and admins are trusted
 	client   *http.Client
 	store    store.Store
-	ownStore bool // the server opened store and closes it
+	conns    *registry // connections: runtime tenants, LRU-bounded
+	ownStore bool      // the server opened store and closes it
 	now      func() time.Time
 
 	live     atomic.Pointer[live] // what a reload replaces
@@ -101,6 +102,8 @@ func New(opts Options) (*Server, error) {
 		s.ownStore = true
 	}
 	s.metrics = newMetrics(s.statusMap)
+	s.conns = newRegistry(s, cfg.Engine.MaxActive)
+	s.metrics.reg.MustRegister(s.engineGauge())
 	l, err := s.newLive(cfg, nil)
 	if err != nil {
 		s.closeStore()
@@ -124,11 +127,20 @@ func New(opts Options) (*Server, error) {
 
 // lookup resolves a tenant for the proxy.
 func (s *Server) lookup(name string) (*proxy.Route, bool) {
-	t, ok := s.live.Load().tenants[name]
+	t, ok := s.tenantNamed(name)
 	if !ok {
 		return nil, false
 	}
 	return t.route, true
+}
+
+// appOf names tenant's app, for callers granted whole apps.
+func (s *Server) appOf(tenant string) (string, bool) {
+	t, ok := s.tenantNamed(tenant)
+	if !ok {
+		return "", false
+	}
+	return t.conf.App, true
 }
 
 // Handler returns the server's whole HTTP handler (proxy and /_sidekey/).
@@ -145,6 +157,9 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /_sidekey/oauth/connect/{tenant}", s.adminOnly(http.HandlerFunc(s.connect)))
 	mux.HandleFunc("GET /_sidekey/oauth/callback", s.callback)
 	mux.Handle("DELETE /_sidekey/admin/connections/{tenant}", s.adminOnly(http.HandlerFunc(s.disconnect)))
+	mux.Handle("GET /_sidekey/admin/connections/{tenant}", s.adminOnly(http.HandlerFunc(s.showConnection)))
+	mux.Handle("GET /_sidekey/admin/connections", s.adminOnly(http.HandlerFunc(s.listConnections)))
+	mux.Handle("POST /_sidekey/admin/connections", s.adminOnly(http.HandlerFunc(s.createConnection)))
 	mux.HandleFunc("/_sidekey/", func(w http.ResponseWriter, r *http.Request) {
 		proxy.WriteError(w, http.StatusNotFound, "not_found", "", "no such sidekey endpoint", 0)
 	})
@@ -154,7 +169,7 @@ func (s *Server) routes() http.Handler {
 			return
 		}
 		if !s.loopback {
-			if cs := s.live.Load().callers; cs != nil && !cs.admit(w, r) {
+			if cs := s.live.Load().callers; cs != nil && !cs.admit(w, r, s.appOf) {
 				return
 			}
 		}
@@ -179,10 +194,11 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) statusMap() map[string]tenantStatus {
 	tenants := s.live.Load().tenants
-	out := make(map[string]tenantStatus, len(tenants))
+	out := make(map[string]tenantStatus, len(tenants)+s.conns.loaded.Len())
 	for name, t := range tenants {
 		out[name] = s.tenantStatus(name, t)
 	}
+	s.conns.each(func(name string, t *tenant) { out[name] = s.tenantStatus(name, t) })
 	return out
 }
 
@@ -306,4 +322,5 @@ func (s *Server) closeEngines() {
 	for _, t := range s.live.Load().tenants {
 		t.engine.Close()
 	}
+	s.conns.purge()
 }

@@ -1,0 +1,193 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"io/fs"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/sidekey/sidekey/proxy"
+)
+
+// connectionView is what the admin API shows of a tenant: where it comes
+// from and its state — never a token or secret.
+type connectionView struct {
+	Name     string       `json:"name"`
+	Source   string       `json:"source"` // config or connection
+	App      string       `json:"app,omitempty"`
+	Params   *connParams  `json:"params,omitempty"`
+	Created  *time.Time   `json:"created,omitempty"`
+	Provider string       `json:"provider,omitempty"`
+	State    string       `json:"state"` // connected, consent_required, error
+	Status   tenantStatus `json:"status"`
+}
+
+// connectionStates are the values of ?state= and connectionView.State.
+var connectionStates = map[string]bool{"connected": true, "consent_required": true, "error": true}
+
+// stateOf reduces a tenant's status to connected, consent_required or error.
+func stateOf(st tenantStatus) string {
+	switch {
+	case st.State == "consent_required":
+		return "consent_required"
+	case st.Valid, st.State == "empty" && st.LastError == "":
+		return "connected"
+	default:
+		return "error"
+	}
+}
+
+// view describes tenant name (loading a connection if needed).
+func (s *Server) view(r *http.Request, name string) (*connectionView, error) {
+	t, ok := s.tenantNamed(name)
+	if !ok {
+		return nil, errUnknownTenant
+	}
+	v := &connectionView{Name: name, Source: "config", App: t.conf.App, Provider: t.spec.Provider}
+	if _, configured := s.live.Load().tenants[name]; !configured {
+		c, err := s.readConnection(r.Context(), name)
+		if err != nil {
+			return nil, err
+		}
+		created := c.Created
+		v.Source, v.App, v.Params, v.Created = "connection", c.App, &c.Params, &created
+	}
+	v.Status = s.tenantStatus(name, t)
+	v.State = stateOf(v.Status)
+	if t.stored != nil && v.State == "connected" && !v.Status.Valid {
+		// Not in use yet: look at the stored token itself.
+		if tok, err := t.stored.Stored(r.Context()); err != nil || tok == nil {
+			if t.spec.AuthCode != nil {
+				v.State = "consent_required"
+			}
+		}
+	}
+	return v, nil
+}
+
+// listConnections serves GET /_sidekey/admin/connections?state=&after=&limit=:
+// configured tenants and connections in name order, a page at a time.
+func (s *Server) listConnections(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	state := q.Get("state")
+	if state != "" && !connectionStates[state] {
+		proxy.WriteError(w, http.StatusBadRequest, proxy.CodeBadRequest, "", "state must be connected, consent_required or error", 0)
+		return
+	}
+	limit := 100
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			proxy.WriteError(w, http.StatusBadRequest, proxy.CodeBadRequest, "", "limit must be 1 to 1000", 0)
+			return
+		}
+		limit = n
+	}
+	after := q.Get("after")
+	keys, err := s.store.List(r.Context(), connectionPrefix)
+	if err != nil {
+		s.log.Error("listing connections failed", zap.Error(err))
+		proxy.WriteError(w, http.StatusServiceUnavailable, "store_unavailable", "", "the token store is unavailable", 5*time.Second)
+		return
+	}
+	names := make([]string, 0, len(keys)+len(s.live.Load().tenants))
+	for name := range s.live.Load().tenants {
+		names = append(names, name)
+	}
+	for _, k := range keys {
+		names = append(names, strings.TrimPrefix(k, connectionPrefix))
+	}
+	slices.Sort(names)
+	out := struct {
+		Items []*connectionView `json:"items"`
+		Next  string            `json:"next,omitempty"` // pass as ?after= for the next page
+	}{Items: []*connectionView{}}
+	for _, name := range names {
+		if name <= after {
+			continue
+		}
+		if len(out.Items) == limit {
+			out.Next = out.Items[len(out.Items)-1].Name
+			break
+		}
+		v, err := s.view(r, name)
+		if err != nil {
+			continue // deleted meanwhile
+		}
+		if state == "" || v.State == state {
+			out.Items = append(out.Items, v)
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// showConnection serves GET /_sidekey/admin/connections/{tenant}.
+func (s *Server) showConnection(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("tenant")
+	v, err := s.view(r, name)
+	switch {
+	case errors.Is(err, errUnknownTenant), errors.Is(err, fs.ErrNotExist):
+		proxy.WriteError(w, http.StatusNotFound, proxy.CodeUnknownTenant, name, "no tenant named "+name, 0)
+	case err != nil:
+		proxy.WriteError(w, http.StatusServiceUnavailable, "store_unavailable", name, "the token store is unavailable", 5*time.Second)
+	default:
+		writeJSON(w, http.StatusOK, v)
+	}
+}
+
+// createConnection serves POST /_sidekey/admin/connections with a JSON body
+// {"tenant": NAME, "app": APP, "params": {"store": …}}: a connection under
+// an app whose tokens need no consent (client credentials). Consent-flow
+// apps create connections through /_sidekey/oauth/connect/{app}.
+func (s *Server) createConnection(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Tenant string     `json:"tenant"`
+		App    string     `json:"app"`
+		Params connParams `json:"params"`
+	}
+	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		proxy.WriteError(w, http.StatusBadRequest, proxy.CodeBadRequest, "", "body must be JSON {tenant, app, params}: "+err.Error(), 0)
+		return
+	}
+	if _, ok := s.live.Load().cfg.Apps[req.App]; !ok {
+		proxy.WriteError(w, http.StatusBadRequest, "bad_connection", req.Tenant, "unknown app "+strconv.Quote(req.App), 0)
+		return
+	}
+	t, err := s.pendingConnection(req.Tenant, req.App, req.Params)
+	if err != nil {
+		proxy.WriteError(w, http.StatusBadRequest, "bad_connection", req.Tenant, err.Error(), 0)
+		return
+	}
+	t.engine.Close()
+	if t.spec.AuthCode != nil {
+		proxy.WriteError(w, http.StatusBadRequest, "consent_required", req.Tenant,
+			"app "+req.App+" connects through a consent: open "+s.connectURL(req.App)+"?tenant="+req.Tenant, 0)
+		return
+	}
+	if _, err := s.readConnection(r.Context(), req.Tenant); err == nil {
+		proxy.WriteError(w, http.StatusConflict, "exists", req.Tenant, "a connection named "+req.Tenant+" exists", 0)
+		return
+	}
+	c := &connection{Name: req.Tenant, App: req.App, Params: req.Params, Created: s.now().UTC()}
+	if err := s.writeConnection(r.Context(), c); err != nil {
+		s.log.Error("storing the connection failed", zap.String("tenant", req.Tenant), zap.Error(err))
+		proxy.WriteError(w, http.StatusServiceUnavailable, "store_unavailable", req.Tenant, "the token store is unavailable", 5*time.Second)
+		return
+	}
+	s.conns.forget(req.Tenant)
+	s.log.Info("connection created", zap.String("tenant", req.Tenant), zap.String("app", req.App))
+	v, err := s.view(r, req.Tenant)
+	if err != nil {
+		v = &connectionView{Name: req.Tenant, Source: "connection", App: req.App}
+	}
+	writeJSON(w, http.StatusCreated, v)
+}

@@ -1,0 +1,244 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"sync"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/hashicorp/golang-lru/v2/expirable"
+	"go.uber.org/zap"
+
+	"github.com/sidekey/sidekey/config"
+	"github.com/sidekey/sidekey/providers"
+)
+
+// connectionPrefix is the store folder of connections: tenants created at
+// runtime under an app, by a consent flow or the admin API. The store seals
+// them like tokens and shares them between replicas.
+const connectionPrefix = "connections/"
+
+// connection is a runtime tenant as stored.
+type connection struct {
+	Name    string     `json:"name"`
+	App     string     `json:"app"`
+	Params  connParams `json:"params"`
+	Created time.Time  `json:"created"`
+}
+
+// connParams are the per-store settings a connection adds to its app.
+type connParams struct {
+	Store       string `json:"store,omitempty"`
+	TenantSpace string `json:"tenant_space,omitempty"`
+	ShopID      string `json:"shop_id,omitempty"`
+	IdpKey      string `json:"idp_key,omitempty"`
+}
+
+// tenantConfig is the tenant a connection runs as: its app's settings with
+// its own parameters.
+func (p connParams) tenantConfig(app string, apps map[string]*config.Tenant) (*config.Tenant, error) {
+	a, ok := apps[app]
+	if !ok || a == nil {
+		return nil, fmt.Errorf("unknown app %q", app)
+	}
+	t := config.WithApp(a, &config.Tenant{App: app, Store: p.Store, TenantSpace: p.TenantSpace, ShopID: p.ShopID, IdpKey: p.IdpKey})
+	return t, nil
+}
+
+// negativeTTL is how long a name that is no connection is remembered as
+// such, so a stream of requests for unknown tenants does not become a
+// stream of store reads.
+const negativeTTL = 5 * time.Second
+
+// evictGrace is how long an evicted engine keeps serving the requests
+// that were routed to it before eviction.
+const evictGrace = 30 * time.Second
+
+// registry holds the token engines of connections in an LRU bounded by
+// engine.max_active: a request for a connection that is not loaded loads it
+// from the store (once, however many requests ask at the same time), and
+// the least recently used engine is stopped when the bound is reached. The
+// store keeps every connection; memory holds only the active ones.
+type registry struct {
+	s       *Server
+	loaded  *lru.Cache[string, *tenant]
+	missing *expirable.LRU[string, struct{}]
+
+	mu      sync.Mutex // guards loading
+	loading map[string]*load
+}
+
+// load is one connection load in progress, shared by concurrent callers.
+type load struct {
+	done chan struct{}
+	t    *tenant
+	err  error
+}
+
+func newRegistry(s *Server, size int) *registry {
+	r := &registry{s: s, loading: map[string]*load{}}
+	r.loaded, _ = lru.NewWithEvict(max(size, 1), func(name string, t *tenant) {
+		// Requests routed to t a moment ago may still need its engine (a
+		// 401 replay): stop it once they are surely done.
+		time.AfterFunc(evictGrace, t.engine.Close)
+		s.metrics.evictions.Inc()
+	})
+	r.missing = expirable.NewLRU[string, struct{}](10000, nil, negativeTTL)
+	return r
+}
+
+// get returns connection name's tenant, loading it when needed; ok is false
+// when there is no such connection.
+func (r *registry) get(name string) (*tenant, bool) {
+	if t, ok := r.loaded.Get(name); ok {
+		return t, true
+	}
+	if _, gone := r.missing.Get(name); gone {
+		return nil, false
+	}
+	r.mu.Lock()
+	l, running := r.loading[name]
+	if !running {
+		l = &load{done: make(chan struct{})}
+		r.loading[name] = l
+	}
+	r.mu.Unlock()
+	if !running {
+		l.t, l.err = r.load(name)
+		r.mu.Lock()
+		delete(r.loading, name)
+		r.mu.Unlock()
+		close(l.done)
+	}
+	<-l.done
+	if l.err != nil {
+		if !errors.Is(l.err, fs.ErrNotExist) {
+			r.s.log.Warn("loading a connection failed", zap.String("tenant", name), zap.Error(l.err))
+		}
+		return nil, false
+	}
+	return l.t, true
+}
+
+// load reads connection name from the store and starts its engine.
+func (r *registry) load(name string) (*tenant, error) {
+	if t, ok := r.loaded.Get(name); ok { // loaded while we queued
+		return t, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := r.s.readConnection(ctx, name)
+	if errors.Is(err, fs.ErrNotExist) {
+		r.missing.Add(name, struct{}{})
+		return nil, err
+	}
+	if err != nil {
+		return nil, err
+	}
+	t, err := r.s.connectionTenant(c)
+	if err != nil {
+		return nil, err
+	}
+	r.loaded.Add(name, t)
+	r.s.metrics.loads.Inc()
+	return t, nil
+}
+
+// forget drops connection name from memory (its engine stops); the next
+// request reads the store again.
+func (r *registry) forget(name string) {
+	r.loaded.Remove(name)
+	r.missing.Remove(name)
+}
+
+// purge stops every loaded connection (after a reload changed apps).
+func (r *registry) purge() {
+	r.loaded.Purge()
+	r.missing.Purge()
+}
+
+// each calls fn for every loaded connection.
+func (r *registry) each(fn func(name string, t *tenant)) {
+	for _, name := range r.loaded.Keys() {
+		if t, ok := r.loaded.Peek(name); ok {
+			fn(name, t)
+		}
+	}
+}
+
+// connectionTenant builds the running tenant of connection c.
+func (s *Server) connectionTenant(c *connection) (*tenant, error) {
+	l := s.live.Load()
+	conf, err := c.Params.tenantConfig(c.App, l.cfg.Apps)
+	if err != nil {
+		return nil, err
+	}
+	spec, err := providers.Build(c.Name, conf, providers.Options{HTTPClient: s.client, Logger: s.log})
+	if err != nil {
+		return nil, err
+	}
+	t := s.newTenant(c.Name, spec, providers.RateLimit(conf))
+	t.conf = conf
+	return t, nil
+}
+
+// readConnection loads connection name from the store.
+func (s *Server) readConnection(ctx context.Context, name string) (*connection, error) {
+	b, err := s.store.Load(ctx, connectionPrefix+name)
+	if err != nil {
+		return nil, err
+	}
+	var c connection
+	if err := json.Unmarshal(b, &c); err != nil {
+		return nil, fmt.Errorf("connection %s is unreadable: %w", name, err)
+	}
+	c.Name = name
+	return &c, nil
+}
+
+// writeConnection stores connection c.
+func (s *Server) writeConnection(ctx context.Context, c *connection) error {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	if err := s.store.Store(ctx, connectionPrefix+c.Name, b); err != nil {
+		return fmt.Errorf("storing connection %s: %w", c.Name, err)
+	}
+	return nil
+}
+
+// tenantNamed returns the tenant called name: a configured one, or a
+// connection (loaded on demand).
+func (s *Server) tenantNamed(name string) (*tenant, bool) {
+	if t, ok := s.live.Load().tenants[name]; ok {
+		return t, true
+	}
+	return s.conns.get(name)
+}
+
+// connParamsFrom reads a connection's parameters from a query or form.
+func connParamsFrom(q url.Values) connParams {
+	return connParams{Store: q.Get("store"), TenantSpace: q.Get("tenant_space"), ShopID: q.Get("shop_id"), IdpKey: q.Get("idp_key")}
+}
+
+// pendingConnection builds the tenant a new connection name under app with
+// params would be, without storing anything, so a consent flow can start
+// (or finish) for it. Its engine is the caller's to Close.
+func (s *Server) pendingConnection(name, app string, params connParams) (*tenant, error) {
+	l := s.live.Load()
+	switch {
+	case !config.ValidTenantName(name):
+		return nil, errors.New("?tenant= must name the new connection: [a-z0-9][a-z0-9._-]*")
+	case l.tenants[name] != nil:
+		return nil, fmt.Errorf("%s is a tenant of the config file, not a connection", name)
+	case l.cfg.Apps[name] != nil:
+		return nil, fmt.Errorf("%s is the name of an app", name)
+	}
+	return s.connectionTenant(&connection{Name: name, App: app, Params: params})
+}
