@@ -9,11 +9,12 @@ PKGS      := ./...
 
 .PHONY: test deps lint unit fuzz bench demo build
 
-test: deps lint unit fuzz ## everything CI runs
+test: deps lint unit fuzz chart docker-check ## everything CI runs
 
-deps: ## tools the tests need
+deps: ## what the tests need: Go modules, pinned Go tools, redis-server (apt-get as root)
 	@$(GO) mod download
 	@cd tools && $(GO) mod download
+	@scripts/install-deps.sh
 
 lint: ## gofmt, go vet, staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -41,3 +42,11 @@ demo: ## the demo: simulated platforms behind the proxy on 127.0.0.1:8080
 
 build: ## a static binary, as the Dockerfile builds it
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o bin/sidekey .
+
+.PHONY: chart docker-check
+
+chart: ## the Helm chart and examples/kubernetes: helm lint, helm template, kubeconform, rendered-output checks
+	GO=$(GO) scripts/check-chart.sh
+
+docker-check: ## the Dockerfile's build command makes a static binary that serves /_sidekey/healthz
+	GO=$(GO) scripts/check-docker-build.sh

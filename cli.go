@@ -30,6 +30,7 @@ Usage:
   sidekey demo    [--listen ADDR] simulated platforms behind the proxy, with curl lines
   sidekey connect TENANT --config FILE     print the consent URL and wait until TENANT is connected
   sidekey disconnect TENANT --config FILE  revoke (where possible) and forget TENANT's token
+  sidekey tenants list|show T|delete T --config FILE  tenants and connections, via the admin API
   sidekey version                 print the version
 `
 
@@ -70,6 +71,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return connectCmd(ctx, args, stdout, stderr)
 	case "disconnect":
 		return disconnectCmd(ctx, args, stdout, stderr)
+	case "tenants":
+		return tenantsCmd(ctx, args, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "sidekey", versionString())
 		return nil

@@ -31,7 +31,7 @@ const refPrefix = "#/definitions/"
 
 func main() {
 	if err := run(os.Args[1:], os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "k8sschema:", err)
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 }
@@ -41,10 +41,10 @@ func run(args []string, stdout io.Writer) error {
 	swagger := fs.String("swagger", "", "Kubernetes swagger.json (OpenAPI v2)")
 	out := fs.String("out", "", "output folder")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return fmt.Errorf("k8sschema: %w", err)
 	}
 	if *swagger == "" || *out == "" {
-		return errors.New("-swagger and -out are required")
+		return errors.New("k8sschema: -swagger and -out are required")
 	}
 	data, err := os.ReadFile(*swagger)
 	if err != nil {
@@ -174,7 +174,7 @@ func collectRefs(v any, defs map[string]any, seen map[string]bool) {
 // convert makes one OpenAPI v2 definition a strict JSON schema (draft 4,
 // as kubeconform compiles it):
 //   - objects with properties get additionalProperties: false;
-//   - optional fields also accept null, as the API server does;
+//   - optional typed fields also accept null, as the API server does;
 //   - int-or-string and Quantity accept both of their YAML spellings;
 //   - x-kubernetes-* extensions are dropped.
 func convert(name string, d map[string]any) any {
@@ -245,7 +245,10 @@ func convertProperties(obj map[string]any) map[string]any {
 	return out
 }
 
-// nullable lets a property schema also accept null.
+// nullable lets a typed property schema also accept null. A $ref stays as
+// it is (draft 4 ignores its siblings, and wrapping it in anyOf would bury
+// the real error in kubeconform's messages): an object field set to null
+// is reported, which in a chart is nearly always a template mistake.
 func nullable(v any) any {
 	m, ok := v.(map[string]any)
 	if !ok {
@@ -253,10 +256,8 @@ func nullable(v any) any {
 	}
 	if typ, ok := m["type"].(string); ok {
 		m["type"] = []any{typ, "null"}
-		return m
 	}
-	// A $ref (draft 4 ignores its siblings) or a oneOf: wrap it.
-	return map[string]any{"anyOf": []any{m, map[string]any{"type": "null"}}}
+	return m
 }
 
 // deepCopy copies a decoded JSON value.

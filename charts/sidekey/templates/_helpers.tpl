@@ -1,0 +1,189 @@
+{{/* Chart name, truncated to the 63 characters a DNS label allows. */}}
+{{- define "sidekey.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Full name: release-chart, unless the release name already holds the chart name. */}}
+{{- define "sidekey.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "sidekey.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "sidekey.labels" -}}
+helm.sh/chart: {{ include "sidekey.chart" . }}
+{{ include "sidekey.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "sidekey.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "sidekey.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "sidekey.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "sidekey.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "sidekey.image" -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
+
+{{/* The client pod labels as "k=v, k=v", for NOTES.txt. */}}
+{{- define "sidekey.clientLabels" -}}
+{{- $pairs := list }}
+{{- range $k, $v := .Values.networkPolicy.clientPodLabels }}
+{{- $pairs = append $pairs (printf "%s=%s" $k $v) }}
+{{- end }}
+{{- join ", " $pairs }}
+{{- end }}
+
+{{/* Where the Secret is mounted; every *_file key points below it. */}}
+{{- define "sidekey.secretDir" -}}/run/secrets/sidekey{{- end }}
+
+{{/* Where sidekey.yaml is mounted. */}}
+{{- define "sidekey.configDir" -}}/etc/sidekey{{- end }}
+
+{{- define "sidekey.secretName" -}}
+{{- .Values.existingSecret.name | default (include "sidekey.fullname" .) }}
+{{- end }}
+
+{{- define "sidekey.publicURL" -}}
+{{- .Values.config.public_url | default (printf "http://%s.%s.svc:%d" (include "sidekey.fullname" .) .Release.Namespace (int .Values.service.port)) | trimSuffix "/" }}
+{{- end }}
+
+{{/* The secret fields a tenant may read from a file. */}}
+{{- define "sidekey.tenantSecretFields" -}}client_secret refresh_token token shop_secret{{- end }}
+
+{{/*
+sidekey.secretRefs: the secret files, as YAML
+  {storeKey: KEY, redisPassword: KEY, adminToken: KEY,
+   tenants: {NAME: {FIELD: KEY}}, callerKeys: {NAME: KEY}}
+where KEY is the key in the mounted Secret (and so the file name). With
+existingSecret the keys are the user's; otherwise the chart names them and
+secretData holds the values.
+*/}}
+{{- define "sidekey.secretRefs" -}}
+{{- $refs := dict "tenants" dict "callerKeys" dict }}
+{{- if .Values.existingSecret.name }}
+{{- $k := .Values.existingSecret.keys }}
+{{- range $f := list "storeKey" "redisPassword" "adminToken" }}
+{{- with index $k $f }}{{ $_ := set $refs $f . }}{{ end }}
+{{- end }}
+{{- range $tenant, $fields := $k.tenants }}
+{{- range $field, $key := $fields }}
+{{- if $key }}
+{{- $t := get $refs.tenants $tenant | default dict }}
+{{- $_ := set $t $field $key }}
+{{- $_ := set $refs.tenants $tenant $t }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- range $caller, $key := $k.callerKeys }}
+{{- if $key }}{{ $_ := set $refs.callerKeys $caller $key }}{{ end }}
+{{- end }}
+{{- else }}
+{{- $s := .Values.secrets }}
+{{- if $s.storeKey }}{{ $_ := set $refs "storeKey" "store-key" }}{{ end }}
+{{- if $s.redisPassword }}{{ $_ := set $refs "redisPassword" "redis-password" }}{{ end }}
+{{- if $s.adminToken }}{{ $_ := set $refs "adminToken" "admin-token" }}{{ end }}
+{{- range $tenant, $fields := $s.tenants }}
+{{- range $field, $value := $fields }}
+{{- if $value }}
+{{- $t := get $refs.tenants $tenant | default dict }}
+{{- $_ := set $t $field (printf "tenant.%s.%s" $tenant $field) }}
+{{- $_ := set $refs.tenants $tenant $t }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- range $caller, $value := $s.callerKeys }}
+{{- if $value }}{{ $_ := set $refs.callerKeys $caller (printf "caller.%s.key" $caller) }}{{ end }}
+{{- end }}
+{{- end }}
+{{- toYaml $refs }}
+{{- end }}
+
+{{/* sidekey.secretData: the chart-made Secret's stringData, keyed as secretRefs names them. */}}
+{{- define "sidekey.secretData" -}}
+{{- $s := .Values.secrets }}
+{{- $data := dict }}
+{{- if $s.storeKey }}{{ $_ := set $data "store-key" $s.storeKey }}{{ end }}
+{{- if $s.redisPassword }}{{ $_ := set $data "redis-password" $s.redisPassword }}{{ end }}
+{{- if $s.adminToken }}{{ $_ := set $data "admin-token" $s.adminToken }}{{ end }}
+{{- range $tenant, $fields := $s.tenants }}
+{{- range $field, $value := $fields }}
+{{- if $value }}{{ $_ := set $data (printf "tenant.%s.%s" $tenant $field) $value }}{{ end }}
+{{- end }}
+{{- end }}
+{{- range $caller, $value := $s.callerKeys }}
+{{- if $value }}{{ $_ := set $data (printf "caller.%s.key" $caller) $value }}{{ end }}
+{{- end }}
+{{- toYaml $data }}
+{{- end }}
+
+{{/* sidekey.hasSecret: "true" when a Secret (made or existing) is mounted. */}}
+{{- define "sidekey.hasSecret" -}}
+{{- if or .Values.existingSecret.name (ne (include "sidekey.secretData" .) "{}") }}true{{ end }}
+{{- end }}
+
+{{/* sidekey.config: the sidekey.yaml the ConfigMap holds. */}}
+{{- define "sidekey.config" -}}
+{{- include "sidekey.validate" . }}
+{{- $cfg := deepCopy .Values.config }}
+{{- $dir := include "sidekey.secretDir" . }}
+{{- $refs := include "sidekey.secretRefs" . | fromYaml }}
+{{- $_ := set $cfg "listen" "0.0.0.0:8080" }}
+{{- $_ := set $cfg "public_url" (include "sidekey.publicURL" .) }}
+{{- $storage := $cfg.storage | default dict }}
+{{- $_ := set $storage "type" ($storage.type | default "file") }}
+{{- if eq $storage.type "file" }}
+{{- $_ := set $storage "path" "/data" }}
+{{- end }}
+{{- if ne $storage.type "redis" }}
+{{- $_ := unset $storage "redis" }}
+{{- end }}
+{{- with $refs.storeKey }}
+{{- $_ := set $storage "key_file" (printf "%s/%s" $dir .) }}
+{{- end }}
+{{- with $refs.redisPassword }}
+{{- $redis := $storage.redis | default dict }}
+{{- $_ := set $redis "password_file" (printf "%s/%s" $dir .) }}
+{{- $_ := set $storage "redis" $redis }}
+{{- end }}
+{{- $_ := set $cfg "storage" $storage }}
+{{- with $refs.adminToken }}
+{{- $_ := set $cfg "admin_token_file" (printf "%s/%s" $dir .) }}
+{{- end }}
+{{- range $tenant, $fields := $refs.tenants }}
+{{- $t := index $cfg.tenants $tenant }}
+{{- range $field, $key := $fields }}
+{{- $_ := set $t (printf "%s_file" $field) (printf "%s/%s" $dir $key) }}
+{{- end }}
+{{- end }}
+{{- range $caller, $key := $refs.callerKeys }}
+{{- $_ := set (index $cfg.callers $caller) "key_file" (printf "%s/%s" $dir $key) }}
+{{- end }}
+{{- if not $cfg.callers }}
+{{- $_ := unset $cfg "callers" }}
+{{- end }}
+{{- if not $cfg.allow_unauthenticated }}
+{{- $_ := unset $cfg "allow_unauthenticated" }}
+{{- end }}
+{{- toYaml $cfg }}
+{{- end }}

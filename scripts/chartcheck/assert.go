@@ -1,0 +1,299 @@
+package main
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/sidekey/sidekey/config"
+)
+
+// checker collects failed checks.
+type checker struct{ failures []string }
+
+// check records a failure unless ok.
+func (c *checker) check(ok bool, format string, args ...any) {
+	if !ok {
+		c.failures = append(c.failures, fmt.Sprintf(format, args...))
+	}
+}
+
+// rendered is what most checks look at, found once.
+type rendered struct {
+	docs      []obj
+	dep       obj    // the one Deployment
+	pod       obj    // its pod spec
+	sidekey   obj    // the sidekey container
+	cfg       obj    // the parsed sidekey.yaml
+	cfgSource string // sidekey.yaml as rendered
+}
+
+// assertScenario runs the checks every render must pass, then the
+// scenario's own. An unknown scenario gets the common checks only.
+func assertScenario(scenario string, docs []obj) []string {
+	c := &checker{}
+	r, ok := find(c, docs)
+	if !ok {
+		return c.failures
+	}
+	checkSecurity(c, r)
+	checkSecretsStayInSecrets(c, r)
+	checkSecretFiles(c, r)
+	if scenario == "sidecar" {
+		checkSidecar(c, r)
+		return c.failures
+	}
+	checkChart(c, r)
+	checkScenario(c, r, scenario)
+	return c.failures
+}
+
+// find locates the Deployment, the sidekey container and its config.
+func find(c *checker, docs []obj) (*rendered, bool) {
+	deps := kind(docs, "Deployment")
+	if len(deps) != 1 {
+		c.check(false, "want 1 Deployment, found %d", len(deps))
+		return nil, false
+	}
+	r := &rendered{docs: docs, dep: deps[0]}
+	r.pod, _ = get(r.dep, "spec", "template", "spec").(obj)
+	r.sidekey = named(list(r.pod, "containers"), "sidekey")
+	if r.sidekey == nil {
+		r.sidekey = named(list(r.pod, "initContainers"), "sidekey")
+	}
+	if r.sidekey == nil {
+		c.check(false, "no container named sidekey")
+		return nil, false
+	}
+	src, err := sidekeyYAML(docs)
+	if err != nil {
+		c.check(false, "%v", err)
+		return nil, false
+	}
+	r.cfgSource = src
+	if err := yaml.Unmarshal([]byte(src), &r.cfg); err != nil {
+		c.check(false, "sidekey.yaml does not parse: %v", err)
+		return nil, false
+	}
+	c.check(slices.Equal(list(r.sidekey, "args"), []any{"--config", "/etc/sidekey/sidekey.yaml"}),
+		"sidekey args = %v, want [--config /etc/sidekey/sidekey.yaml]", list(r.sidekey, "args"))
+	cm := str(r.volumeAt("/etc/sidekey"), "configMap", "name")
+	c.check(cm != "", "no ConfigMap is mounted at /etc/sidekey")
+	return r, true
+}
+
+// volumeAt returns the pod volume the sidekey container mounts at path.
+func (r *rendered) volumeAt(path string) obj {
+	for _, m := range list(r.sidekey, "volumeMounts") {
+		if str(m, "mountPath") == path {
+			return named(list(r.pod, "volumes"), str(m, "name"))
+		}
+	}
+	return nil
+}
+
+// checkSecurity: non-root 65532, read-only root, no privilege escalation,
+// no capabilities, the runtime's seccomp profile.
+func checkSecurity(c *checker, r *rendered) {
+	sc, _ := r.sidekey["securityContext"].(obj)
+	psc, _ := r.pod["securityContext"].(obj)
+	either := func(k string) any {
+		if v, ok := sc[k]; ok {
+			return v
+		}
+		return psc[k]
+	}
+	c.check(either("runAsNonRoot") == true, "securityContext.runAsNonRoot is not true")
+	c.check(fmt.Sprint(either("runAsUser")) == "65532", "securityContext.runAsUser = %v, want 65532", either("runAsUser"))
+	c.check(sc["readOnlyRootFilesystem"] == true, "securityContext.readOnlyRootFilesystem is not true")
+	c.check(sc["allowPrivilegeEscalation"] == false, "securityContext.allowPrivilegeEscalation is not false")
+	c.check(slices.Contains(list(sc, "capabilities", "drop"), "ALL"), "securityContext.capabilities.drop lacks ALL")
+	c.check(str(either("seccompProfile"), "type") == "RuntimeDefault", "seccompProfile.type is not RuntimeDefault")
+	c.check(r.pod["automountServiceAccountToken"] == false, "pod automountServiceAccountToken is not false")
+	for _, e := range list(r.sidekey, "env") {
+		c.check(get(e, "value") == nil, "sidekey env %s has a plain value; secrets reach sidekey as files", str(e, "name"))
+	}
+}
+
+// checkSecretsStayInSecrets: no Secret value, and no ci "ci-secret-" value,
+// appears in any object but a Secret.
+func checkSecretsStayInSecrets(c *checker, r *rendered) {
+	values := secretValues(r.docs)
+	for _, d := range r.docs {
+		if d["kind"] == "Secret" {
+			continue
+		}
+		text, _ := yaml.Marshal(d)
+		name := fmt.Sprintf("%s %s", d["kind"], str(d, "metadata", "name"))
+		c.check(!strings.Contains(string(text), "ci-secret-"), "%s holds a ci secret value", name)
+		for k, v := range values {
+			c.check(len(v) < 8 || !strings.Contains(string(text), v), "%s holds the value of secret key %s", name, k)
+		}
+	}
+}
+
+// checkSecretFiles: every *_file path is in the mounted secret volume, and
+// a Secret rendered here holds every key named.
+func checkSecretFiles(c *checker, r *rendered) {
+	files := map[string]bool{}
+	collectFiles(map[string]any(r.cfg), files)
+	if len(files) == 0 {
+		return
+	}
+	secretName := str(r.volumeAt(SecretDir), "secret", "secretName")
+	c.check(secretName != "", "*_file keys are set but no Secret is mounted at %s", SecretDir)
+	var data map[string]string
+	for _, s := range kind(r.docs, "Secret") {
+		if str(s, "metadata", "name") == secretName {
+			data = secretValues([]obj{s})
+		}
+	}
+	for _, f := range slices.Sorted(maps.Keys(files)) {
+		key, ok := strings.CutPrefix(f, SecretDir+"/")
+		c.check(ok, "%s is outside %s", f, SecretDir)
+		if ok && data != nil {
+			_, has := data[key]
+			c.check(has, "Secret %s has no key %s (named by the config)", secretName, key)
+		}
+	}
+}
+
+// checkChart: what every render of the chart must hold.
+func checkChart(c *checker, r *rendered) {
+	c.check(str(r.cfg, "listen") == "0.0.0.0:8080", "config listen = %q, want 0.0.0.0:8080", str(r.cfg, "listen"))
+	c.check(str(r.cfg, "public_url") != "", "config public_url is empty")
+	_, hasCallers := r.cfg["callers"].(obj)
+	c.check(hasCallers || r.cfg["allow_unauthenticated"] == true, "config has neither callers nor allow_unauthenticated: sidekey would refuse to start")
+
+	port := named(list(r.sidekey, "ports"), "http")
+	c.check(fmt.Sprint(get(port, "containerPort")) == "8080", "no container port 8080 named http")
+	for _, p := range []struct{ probe, path string }{{"livenessProbe", "/_sidekey/healthz"}, {"readinessProbe", "/_sidekey/readyz"}} {
+		c.check(str(r.sidekey, p.probe, "httpGet", "path") == p.path, "%s path = %q, want %s", p.probe, str(r.sidekey, p.probe, "httpGet", "path"), p.path)
+		c.check(fmt.Sprint(get(r.sidekey, p.probe, "httpGet", "port")) == "http", "%s does not probe port http", p.probe)
+	}
+	res := r.sidekey["resources"]
+	c.check(str(res, "requests", "cpu") == "50m" && str(res, "requests", "memory") == "64Mi", "resource requests are not 50m/64Mi")
+	c.check(str(res, "limits", "memory") == "256Mi", "memory limit is not 256Mi")
+	ann := get(r.dep, "spec", "template", "metadata", "annotations")
+	for _, a := range []string{"checksum/config", "checksum/secret"} {
+		c.check(len(str(ann, a)) == 64, "pod annotation %s missing", a)
+	}
+
+	selector := get(r.dep, "spec", "selector", "matchLabels")
+	svcs := kind(r.docs, "Service")
+	c.check(len(svcs) == 1, "want 1 Service, found %d", len(svcs))
+	for _, s := range svcs {
+		p := named(list(s, "spec", "ports"), "http")
+		c.check(fmt.Sprint(get(p, "port")) == "8080" && fmt.Sprint(get(p, "targetPort")) == "http", "Service has no port 8080 named http to targetPort http")
+		c.check(fmt.Sprint(get(s, "spec", "selector")) == fmt.Sprint(selector), "Service selector differs from the Deployment's")
+	}
+	for _, sa := range kind(r.docs, "ServiceAccount") {
+		c.check(sa["automountServiceAccountToken"] == false, "ServiceAccount automountServiceAccountToken is not false")
+	}
+	checkNetworkPolicy(c, r, selector)
+	checkScaling(c, r, selector)
+	for _, sm := range kind(r.docs, "ServiceMonitor") {
+		c.check(str(sm, "spec", "endpoints", 0, "path") == "/_sidekey/metrics" && str(sm, "spec", "endpoints", 0, "port") == "http",
+			"ServiceMonitor does not scrape /_sidekey/metrics on port http")
+	}
+}
+
+// checkNetworkPolicy: only labelled client pods reach the http port.
+func checkNetworkPolicy(c *checker, r *rendered, selector any) {
+	nps := kind(r.docs, "NetworkPolicy")
+	c.check(len(nps) == 1, "want 1 NetworkPolicy, found %d", len(nps))
+	for _, np := range nps {
+		c.check(fmt.Sprint(get(np, "spec", "podSelector", "matchLabels")) == fmt.Sprint(selector), "NetworkPolicy selects other pods than the Deployment's")
+		c.check(slices.Contains(list(np, "spec", "policyTypes"), "Ingress"), "NetworkPolicy does not restrict ingress")
+		rules := list(np, "spec", "ingress")
+		c.check(len(rules) == 1, "NetworkPolicy has %d ingress rules, want 1", len(rules))
+		from := list(np, "spec", "ingress", 0, "from")
+		c.check(len(from) > 0, "NetworkPolicy admits everyone (no from)")
+		labels, _ := get(from, 0, "podSelector", "matchLabels").(obj)
+		c.check(len(labels) > 0, "NetworkPolicy's first peer is not a labelled pod selector")
+		c.check(fmt.Sprint(get(np, "spec", "ingress", 0, "ports", 0, "port")) == "http", "NetworkPolicy does not name port http")
+	}
+}
+
+// checkScaling: replicas, the file store's volume, PDB and HPA agree.
+func checkScaling(c *checker, r *rendered, selector any) {
+	storage := str(r.cfg, "storage", "type")
+	hpas := kind(r.docs, "HorizontalPodAutoscaler")
+	replicas := fmt.Sprint(get(r.dep, "spec", "replicas"))
+	scaled := len(hpas) > 0 || replicas != "1"
+	if scaled {
+		c.check(storage == "redis", "%s replicas (HPA: %d) with storage %q: needs redis", replicas, len(hpas), storage)
+	}
+	pdbs := kind(r.docs, "PodDisruptionBudget")
+	c.check(len(pdbs) == map[bool]int{true: 1, false: 0}[scaled], "%d PodDisruptionBudgets with scaled=%v", len(pdbs), scaled)
+	for _, p := range pdbs {
+		c.check(fmt.Sprint(get(p, "spec", "selector", "matchLabels")) == fmt.Sprint(selector), "PodDisruptionBudget selects other pods")
+	}
+	for _, h := range hpas {
+		c.check(str(h, "spec", "scaleTargetRef", "kind") == "Deployment" && str(h, "spec", "scaleTargetRef", "name") == str(r.dep, "metadata", "name"),
+			"HPA does not scale the Deployment")
+		c.check(get(r.dep, "spec", "replicas") == nil, "Deployment sets replicas although an HPA scales it")
+	}
+	data := r.volumeAt("/data")
+	if storage == "file" {
+		c.check(data != nil, "file store without a /data volume")
+		c.check(str(r.cfg, "storage", "path") == "/data", "storage.path = %q, want /data", str(r.cfg, "storage", "path"))
+	} else {
+		c.check(data == nil, "storage %q but a /data volume is mounted", storage)
+	}
+}
+
+// checkScenario: what each ci/*-values.yaml promises.
+func checkScenario(c *checker, r *rendered, scenario string) {
+	has := func(k string) int { return len(kind(r.docs, k)) }
+	storage := str(r.cfg, "storage", "type")
+	switch scenario {
+	case "default":
+		c.check(storage == "file", "storage %q, want file", storage)
+		c.check(get(r.volumeAt("/data"), "emptyDir") != nil, "the /data volume is not an emptyDir")
+		c.check(fmt.Sprint(get(r.dep, "spec", "replicas")) == "1", "replicas is not 1")
+		c.check(has("Secret") == 1, "want the chart's Secret")
+		c.check(has("HorizontalPodAutoscaler")+has("PodDisruptionBudget")+has("ServiceMonitor") == 0, "HPA, PDB or ServiceMonitor rendered by default")
+	case "ha":
+		c.check(storage == "redis", "storage %q, want redis", storage)
+		for _, k := range []string{"HorizontalPodAutoscaler", "PodDisruptionBudget", "ServiceMonitor", "Secret"} {
+			c.check(has(k) == 1, "no %s", k)
+		}
+		c.check(fmt.Sprint(get(first(r.docs, "HorizontalPodAutoscaler"), "spec", "minReplicas")) == "3", "HPA minReplicas is not 3")
+		for _, k := range [][]any{{"storage", "key_file"}, {"storage", "redis", "password_file"}, {"admin_token_file"}} {
+			c.check(str(r.cfg, k...) != "", "config %v is not set", k)
+		}
+		c.check(get(first(r.docs, "NetworkPolicy"), "spec", "ingress", 0, "from", 1, "namespaceSelector") != nil, "the metrics namespace is not admitted")
+	case "existing-secret":
+		c.check(has("Secret") == 0, "a Secret is rendered although existingSecret is set")
+		c.check(str(r.volumeAt(SecretDir), "secret", "secretName") == "sidekey-credentials", "the existing Secret is not mounted")
+		c.check(str(r.cfg, "callers", "billing-app", "key_file") == SecretDir+"/billing-app-key", "caller key_file does not name the existing key")
+		c.check(str(r.cfg, "storage", "key_file") == SecretDir+"/store-key", "storage.key_file does not name the existing key")
+	case "callers":
+		callers, _ := r.cfg["callers"].(obj)
+		c.check(len(callers) >= 3, "want at least 3 callers, got %d", len(callers))
+		for name := range callers {
+			hash, file := str(callers, name, "key_sha256"), str(callers, name, "key_file")
+			c.check((hash == "") != (file == ""), "caller %s needs exactly one of key_sha256, key_file", name)
+		}
+		c.check(str(r.cfg, "admin_token_file") != "", "no admin_token_file")
+		c.check(r.cfg["allow_unauthenticated"] == nil, "allow_unauthenticated rendered although not set")
+		c.check(get(first(r.docs, "NetworkPolicy"), "spec", "ingress", 0, "from", 0, "namespaceSelector") != nil, "clientNamespaceSelector not rendered")
+	}
+}
+
+// checkSidecar: the example's sidekey listens on loopback only, beside an
+// app that calls it there.
+func checkSidecar(c *checker, r *rendered) {
+	listen := str(r.cfg, "listen")
+	c.check(config.IsLoopback(listen), "sidecar listen %q is not loopback", listen)
+	c.check(len(list(r.sidekey, "ports")) == 0, "the sidecar declares ports; it listens on loopback only")
+	c.check(str(r.sidekey, "restartPolicy") == "Always", "sidekey is not a native sidecar (initContainers, restartPolicy: Always)")
+	apps := list(r.pod, "containers")
+	c.check(len(apps) > 0, "no app container")
+	text, _ := yaml.Marshal(apps)
+	c.check(strings.Contains(string(text), "http://"+listen+"/"), "no app container calls sidekey at http://%s/", listen)
+}

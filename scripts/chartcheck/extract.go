@@ -1,0 +1,106 @@
+package main
+
+import (
+	"encoding/base64"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// extract writes the rendered sidekey.yaml to dir/sidekey.yaml with every
+// *_file path under SecretDir moved to dir/secrets, and writes those files:
+// the rendered Secret's value when the manifests hold it, a placeholder
+// otherwise (an existingSecret lives outside the chart).
+func extract(docs []obj, dir string, stdout io.Writer) error {
+	text, err := sidekeyYAML(docs)
+	if err != nil {
+		return err
+	}
+	var cfg any
+	if err := yaml.Unmarshal([]byte(text), &cfg); err != nil {
+		return fmt.Errorf("chartcheck: sidekey.yaml: %w", err)
+	}
+	values := secretValues(docs)
+	secretDir := filepath.Join(dir, "secrets")
+	if err := os.MkdirAll(secretDir, 0o700); err != nil {
+		return fmt.Errorf("chartcheck: %w", err)
+	}
+	files := map[string]bool{}
+	collectFiles(cfg, files)
+	for _, path := range slices.Sorted(maps.Keys(files)) {
+		key, ok := strings.CutPrefix(path, SecretDir+"/")
+		if !ok || key == "" || strings.Contains(key, "/") {
+			return fmt.Errorf("chartcheck: %s is not a file of the secret volume %s", path, SecretDir)
+		}
+		content, ok := values[key]
+		if !ok {
+			content = "ci-placeholder-" + key
+		}
+		if err := os.WriteFile(filepath.Join(secretDir, key), []byte(content), 0o600); err != nil {
+			return fmt.Errorf("chartcheck: %w", err)
+		}
+		fmt.Fprintf(stdout, "  secret file %s\n", key)
+	}
+	text = strings.ReplaceAll(text, SecretDir+"/", secretDir+"/")
+	if err := os.WriteFile(filepath.Join(dir, "sidekey.yaml"), []byte(text), 0o600); err != nil {
+		return fmt.Errorf("chartcheck: %w", err)
+	}
+	return nil
+}
+
+// sidekeyYAML returns the sidekey.yaml of the one ConfigMap that holds it.
+func sidekeyYAML(docs []obj) (string, error) {
+	var found []string
+	for _, cm := range kind(docs, "ConfigMap") {
+		if s := str(cm, "data", "sidekey.yaml"); s != "" {
+			found = append(found, s)
+		}
+	}
+	if len(found) != 1 {
+		return "", fmt.Errorf("chartcheck: want one ConfigMap with data.sidekey.yaml, found %d", len(found))
+	}
+	return found[0], nil
+}
+
+// secretValues merges the data (base64) and stringData of every Secret.
+func secretValues(docs []obj) map[string]string {
+	out := map[string]string{}
+	for _, s := range kind(docs, "Secret") {
+		if m, ok := s["data"].(obj); ok {
+			for k, v := range m {
+				if b, err := base64.StdEncoding.DecodeString(fmt.Sprint(v)); err == nil {
+					out[k] = string(b)
+				}
+			}
+		}
+		if m, ok := s["stringData"].(obj); ok {
+			for k, v := range m {
+				out[k] = fmt.Sprint(v)
+			}
+		}
+	}
+	return out
+}
+
+// collectFiles records the value of every key ending in _file.
+func collectFiles(v any, files map[string]bool) {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, e := range t {
+			if s, ok := e.(string); ok && strings.HasSuffix(k, "_file") {
+				files[s] = true
+			}
+			collectFiles(e, files)
+		}
+	case []any:
+		for _, e := range t {
+			collectFiles(e, files)
+		}
+	}
+}
