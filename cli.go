@@ -31,6 +31,7 @@ Usage:
   sidekey connect TENANT --config FILE     print the consent URL and wait until TENANT is connected
   sidekey disconnect TENANT --config FILE  revoke (where possible) and forget TENANT's token
   sidekey tenants list|show T|delete T --config FILE  tenants and connections, via the admin API
+  sidekey healthcheck [--url URL] exit 0 when sidekey answers 200 (for exec probes)
   sidekey version                 print the version
 `
 
@@ -73,6 +74,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return disconnectCmd(ctx, args, stdout, stderr)
 	case "tenants":
 		return tenantsCmd(ctx, args, stdout, stderr)
+	case "healthcheck":
+		return healthcheckCmd(ctx, args, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "sidekey", versionString())
 		return nil

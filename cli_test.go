@@ -116,3 +116,11 @@ func TestDemoAnswers(t *testing.T) {
 		t.Error("the demo's client secret reached its log")
 	}
 }
+
+func TestHealthcheck(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"healthcheck", "--url", "http://" + freeAddr(t) + "/_sidekey/readyz"}, &stdout, &stderr)
+	if err == nil {
+		t.Error("healthcheck of a closed port succeeded")
+	}
+}
