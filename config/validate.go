@@ -291,6 +291,9 @@ func (c *Config) validateTLS(ps *Problems) {
 				ps.add("tls.ca", msg)
 			}
 		}
+		if t.Email == "" {
+			ps.add("tls.email", "required with tls.mode acme (the CA's contact for the account)")
+		}
 		if t.HTTPChallengePort < 0 || t.HTTPChallengePort > 65535 {
 			ps.add("tls.http_challenge_port", "must be a port number")
 		}

@@ -68,6 +68,7 @@ func (s *Server) Reload(cfg *config.Config) error {
 		"storage":    !reflect.DeepEqual(cfg.Storage, prev.cfg.Storage),
 		"upstream":   cfg.Upstream != prev.cfg.Upstream,
 		"engine":     cfg.Engine != prev.cfg.Engine,
+		"tls":        !reflect.DeepEqual(cfg.TLS, prev.cfg.TLS),
 	} {
 		if changed {
 			s.log.Warn("reload: this setting only changes on restart", zap.String("key", key))
@@ -76,7 +77,7 @@ func (s *Server) Reload(cfg *config.Config) error {
 	// Bound-at-start settings stay as they are.
 	next := *cfg
 	next.Listen, next.PublicURL, next.Storage = prev.cfg.Listen, prev.cfg.PublicURL, prev.cfg.Storage
-	next.Upstream, next.Engine = prev.cfg.Upstream, prev.cfg.Engine
+	next.Upstream, next.Engine, next.TLS = prev.cfg.Upstream, prev.cfg.Engine, prev.cfg.TLS
 	l, err := s.newLive(&next, prev)
 	if err != nil {
 		return fmt.Errorf("%w: %w", errReloadRejected, err)
