@@ -26,6 +26,7 @@ type boltStore struct {
 	db    *bolt.DB
 	path  string // database file, for messages
 	locks *lockTable
+	feed  *changeFeed // writes through this store, for Watch
 
 	closeOnce sync.Once
 	closeErr  error // from the first Close
@@ -54,7 +55,7 @@ func openBolt(path string, timeout time.Duration) (*boltStore, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: preparing %s: %w", path, err)
 	}
-	return &boltStore{db: db, path: path, locks: newLockTable()}, nil
+	return &boltStore{db: db, path: path, locks: newLockTable(), feed: newChangeFeed()}, nil
 }
 
 // Load implements Store.
@@ -79,9 +80,14 @@ func (b *boltStore) Store(ctx context.Context, key string, value []byte) error {
 	if err := begin(ctx, key); err != nil {
 		return err
 	}
-	return b.wrap(b.db.Update(func(tx *bolt.Tx) error {
+	err := b.db.Update(func(tx *bolt.Tx) error {
 		return tx.Bucket(dataBucket).Put([]byte(key), value)
-	}))
+	})
+	if err != nil {
+		return b.wrap(err)
+	}
+	b.feed.publish(key)
+	return nil
 }
 
 // Delete implements Store.
@@ -89,9 +95,49 @@ func (b *boltStore) Delete(ctx context.Context, key string) error {
 	if err := begin(ctx, key); err != nil {
 		return err
 	}
-	return b.wrap(b.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(dataBucket).Delete([]byte(key))
-	}))
+	err := b.db.Update(func(tx *bolt.Tx) error {
+		bucket := tx.Bucket(dataBucket)
+		if _, ok := get(bucket, key); !ok {
+			return errNoChange // nothing to commit or report
+		}
+		return bucket.Delete([]byte(key))
+	})
+	switch {
+	case errors.Is(err, errNoChange):
+		return nil
+	case err != nil:
+		return b.wrap(err)
+	}
+	b.feed.publish(key)
+	return nil
+}
+
+// CompareAndSwap implements Store: the comparison and the write are one
+// fsync'd transaction, so it is as crash-safe as Store. A mismatch rolls
+// back without writing anything.
+func (b *boltStore) CompareAndSwap(ctx context.Context, key string, old, new []byte) (bool, error) {
+	if err := begin(ctx, key); err != nil {
+		return false, err
+	}
+	if new == nil {
+		new = []byte{} // bbolt refuses a nil value
+	}
+	err := b.db.Update(func(tx *bolt.Tx) error {
+		bucket := tx.Bucket(dataBucket)
+		cur, ok := get(bucket, key)
+		if ok != (old != nil) || !bytes.Equal(cur, old) {
+			return errNoChange
+		}
+		return bucket.Put([]byte(key), new)
+	})
+	switch {
+	case errors.Is(err, errNoChange):
+		return false, nil
+	case err != nil:
+		return false, b.wrap(err)
+	}
+	b.feed.publish(key)
+	return true, nil
 }
 
 // Take implements Store: the read and the delete are one transaction, and
@@ -113,6 +159,7 @@ func (b *boltStore) Take(ctx context.Context, key string) ([]byte, error) {
 	if err != nil {
 		return nil, b.wrap(err)
 	}
+	b.feed.publish(key)
 	return out, nil
 }
 
@@ -149,6 +196,12 @@ func (b *boltStore) Lock(ctx context.Context, name string) (func(), error) {
 	return b.locks.lock(ctx, name)
 }
 
+// Watch implements Watcher: the database is exclusive to this process, so
+// the writes through this store are all the writes there are.
+func (b *boltStore) Watch(ctx context.Context, prefix string) (<-chan string, error) {
+	return b.feed.watch(ctx, prefix)
+}
+
 // Ping implements Store: it reads the database.
 func (b *boltStore) Ping(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
@@ -166,6 +219,7 @@ func (b *boltStore) Ping(ctx context.Context) error {
 func (b *boltStore) Close() error {
 	b.closeOnce.Do(func() {
 		b.locks.close()
+		b.feed.close()
 		if err := b.db.Close(); err != nil {
 			b.closeErr = fmt.Errorf("store: closing %s: %w", b.path, err)
 		}
@@ -217,6 +271,9 @@ func (b *boltStore) wrap(err error) error {
 	}
 	return fmt.Errorf("store: %s: %w", b.path, err)
 }
+
+// errNoChange rolls back an update transaction that found nothing to do.
+var errNoChange = errors.New("store: nothing to change")
 
 // get returns the value of key in bucket. A cursor tells a present empty
 // value from a missing key, which Bucket.Get does not.

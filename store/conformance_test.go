@@ -176,12 +176,14 @@ func TestStoreKeyValidation(t *testing.T) {
 			_, loadErr := s.Load(ctx, tt.key)
 			_, takeErr := s.Take(ctx, tt.key)
 			_, lockErr := s.Lock(ctx, tt.key)
+			_, casErr := s.CompareAndSwap(ctx, tt.key, nil, []byte("v"))
 			errs := map[string]error{
-				"Load":   loadErr,
-				"Store":  s.Store(ctx, tt.key, []byte("v")),
-				"Delete": s.Delete(ctx, tt.key),
-				"Take":   takeErr,
-				"Lock":   lockErr,
+				"Load":           loadErr,
+				"Store":          s.Store(ctx, tt.key, []byte("v")),
+				"Delete":         s.Delete(ctx, tt.key),
+				"Take":           takeErr,
+				"Lock":           lockErr,
+				"CompareAndSwap": casErr,
 			}
 			for method, err := range errs {
 				if !errors.Is(err, ErrInvalidKey) || !strings.Contains(err.Error(), tt.reason) {
@@ -257,14 +259,18 @@ func TestStorePingAndClose(t *testing.T) {
 		_, takeErr := s.Take(ctx, "k")
 		_, listErr := s.List(ctx, "")
 		_, lockErr := s.Lock(ctx, "k")
+		_, casErr := s.CompareAndSwap(ctx, "k", []byte("v"), []byte("w"))
+		_, watchErr := s.(Watcher).Watch(ctx, "")
 		errs := map[string]error{
-			"Load":   loadErr,
-			"Store":  s.Store(ctx, "k", []byte("v")),
-			"Delete": s.Delete(ctx, "k"),
-			"Take":   takeErr,
-			"List":   listErr,
-			"Lock":   lockErr,
-			"Ping":   s.Ping(ctx),
+			"Load":           loadErr,
+			"Store":          s.Store(ctx, "k", []byte("v")),
+			"Delete":         s.Delete(ctx, "k"),
+			"Take":           takeErr,
+			"List":           listErr,
+			"Lock":           lockErr,
+			"Ping":           s.Ping(ctx),
+			"CompareAndSwap": casErr,
+			"Watch":          watchErr,
 		}
 		for method, err := range errs {
 			if !errors.Is(err, ErrClosed) {

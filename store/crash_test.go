@@ -28,7 +28,8 @@ const (
 // TestHelperWriter is the child process of the crash tests, not a test of
 // its own. In mode "write" it opens the store in $SIDEKEY_STORE_HELPER_DIR
 // and stores n+1, n+2, … under crashKey (n being the value found), printing
-// "committed N" after each Store returns. In any other mode it opens the
+// "committed N" after each Store returns; mode "cas" does the same with
+// CompareAndSwap from each value to the next. In any other mode it opens the
 // store with a hook that, at the stage named by the mode, prints
 // "stage NAME" and waits to be killed. It exits when its stdin closes, so it
 // never outlives the parent.
@@ -43,7 +44,8 @@ func TestHelperWriter(t *testing.T) {
 	}()
 	mode := os.Getenv(helperModeEnv)
 	opts := FileOptions{Dir: dir}
-	if mode != "write" {
+	writing := mode == "write" || mode == "cas"
+	if !writing {
 		opts.hook = func(stage string) {
 			if stage == mode {
 				fmt.Printf("stage %s\n", stage)
@@ -57,14 +59,28 @@ func TestHelperWriter(t *testing.T) {
 		os.Exit(2)
 	}
 	n := 0
+	var prev []byte // the value found; nil: none
 	if v, err := s.Load(context.Background(), crashKey); err == nil {
 		n, _ = strconv.Atoi(string(v))
+		prev = v
 	}
 	for n++; ; n++ {
-		if err := s.Store(context.Background(), crashKey, []byte(strconv.Itoa(n))); err != nil {
+		next := []byte(strconv.Itoa(n))
+		var err error
+		if mode == "cas" {
+			var swapped bool
+			swapped, err = s.CompareAndSwap(context.Background(), crashKey, prev, next)
+			if err == nil && !swapped {
+				err = fmt.Errorf("CompareAndSwap from %q to %q: no swap, though this is the only writer", prev, next)
+			}
+		} else {
+			err = s.Store(context.Background(), crashKey, next)
+		}
+		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(2)
 		}
+		prev = next
 		fmt.Printf("committed %d\n", n)
 	}
 }
@@ -133,9 +149,13 @@ func TestFileCrashDuringWrites(t *testing.T) {
 	}
 	dir := t.TempDir()
 	committed := 0 // the highest value a child reported stored
-	for round := range 10 {
+	for round := range 14 {
+		mode := "write"
+		if round%3 == 2 {
+			mode = "cas" // CompareAndSwap commits the same way
+		}
 		target := committed + 1 + rand.IntN(40)
-		c := startChild(t, dir, "write")
+		c := startChild(t, dir, mode)
 		c.readUntil(t, func(line string) bool {
 			n, err := strconv.Atoi(strings.TrimPrefix(line, "committed "))
 			if err == nil {
@@ -156,7 +176,7 @@ func TestFileCrashDuringWrites(t *testing.T) {
 		}
 		n, err := strconv.Atoi(string(v))
 		if err != nil || n < committed {
-			t.Fatalf("round %d: stored value %q after SIGKILL; want a number ≥ %d, the last one reported committed", round, v, committed)
+			t.Fatalf("round %d (%s): stored value %q after SIGKILL; want a number ≥ %d, the last one reported committed", round, mode, v, committed)
 		}
 		committed = n
 	}

@@ -53,15 +53,15 @@ type FileOptions struct {
 //
 // The database is a bbolt file, mode 0600, that one process at a time may
 // open: if another holds it, OpenFile fails after about a second with
-// "store: PATH is in use by another sidekey process". Every Store, Delete
-// and Take is one transaction, committed and fsync'd before it returns, so
-// a crash loses nothing that was reported stored.
+// "store: PATH is in use by another sidekey process". Every Store, Delete,
+// Take and CompareAndSwap is one transaction, committed and fsync'd before
+// it returns, so a crash loses nothing that was reported stored. Lock and
+// Watch are in-process: the database has no other users.
 //
 // On first open OpenFile writes a sealed canary into the database; later
 // opens decrypt it, and if the key does not open it they fail with an error
 // wrapping ErrWrongKey rather than start empty or overwrite anything. The
-// canary is kept apart from keys and never appears in List. Lock is
-// in-process.
+// canary is kept apart from keys and never appears in List.
 func OpenFile(opts FileOptions) (Store, error) {
 	log := opts.Logger
 	if log == nil {

@@ -50,6 +50,31 @@ var storeCases = []storeCase{
 			return closeAtCleanup(t, s)
 		},
 	},
+	{
+		name: "redis-unsealed", // the layer under Open for type redis
+		open: func(t *testing.T) Store { return openRedisT(t, startRedis(t).options()) },
+	},
+	{
+		name: "redis", // as Open returns it: sealed, canary written
+		open: func(t *testing.T) Store {
+			s, err := Open(startRedis(t).storage(t, 1), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return closeAtCleanup(t, s)
+		},
+	},
+}
+
+// openRedisT opens an unsealed redis store, closed at cleanup, or fails the
+// test.
+func openRedisT(t *testing.T, opts RedisOptions) Store {
+	t.Helper()
+	s, err := OpenRedis(opts)
+	if err != nil {
+		t.Fatalf("OpenRedis: %v", err)
+	}
+	return closeAtCleanup(t, s)
 }
 
 // forEachStore runs test once per store case, each with a fresh store.
@@ -110,6 +135,8 @@ func locksOf(t *testing.T, s Store) *lockTable {
 	case *memoryStore:
 		return s.locks
 	case *boltStore:
+		return s.locks
+	case *redisStore:
 		return s.locks
 	}
 	t.Fatalf("no lock table in %T", s)

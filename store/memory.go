@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"slices"
 	"strings"
@@ -10,6 +11,7 @@ import (
 // memoryStore is a Store held in a map. See NewMemory.
 type memoryStore struct {
 	locks *lockTable
+	feed  *changeFeed
 
 	mu     sync.RWMutex      // guards values and closed
 	values map[string][]byte // by key; each slice owned by the store
@@ -17,11 +19,12 @@ type memoryStore struct {
 }
 
 // NewMemory returns an empty Store kept in memory: nothing survives the
-// process, and Lock excludes within the process. It is safe for concurrent
-// use. Values are copied in and out, so callers may reuse their slices. It
-// does not seal values; wrap it with Seal for that.
+// process, Lock excludes within the process, and it implements Watcher
+// within the process. It is safe for concurrent use. Values are copied in
+// and out, so callers may reuse their slices. It does not seal values; wrap
+// it with Seal for that.
 func NewMemory() Store {
-	return &memoryStore{locks: newLockTable(), values: make(map[string][]byte)}
+	return &memoryStore{locks: newLockTable(), feed: newChangeFeed(), values: make(map[string][]byte)}
 }
 
 // Load implements Store.
@@ -48,11 +51,13 @@ func (m *memoryStore) Store(ctx context.Context, key string, value []byte) error
 	}
 	v := append(make([]byte, 0, len(value)), value...)
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if m.closed {
+		m.mu.Unlock()
 		return ErrClosed
 	}
 	m.values[key] = v
+	m.mu.Unlock()
+	m.feed.publish(key)
 	return nil
 }
 
@@ -62,12 +67,39 @@ func (m *memoryStore) Delete(ctx context.Context, key string) error {
 		return err
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if m.closed {
+		m.mu.Unlock()
 		return ErrClosed
 	}
+	_, ok := m.values[key]
 	delete(m.values, key)
+	m.mu.Unlock()
+	if ok {
+		m.feed.publish(key)
+	}
 	return nil
+}
+
+// CompareAndSwap implements Store.
+func (m *memoryStore) CompareAndSwap(ctx context.Context, key string, old, new []byte) (bool, error) {
+	if err := begin(ctx, key); err != nil {
+		return false, err
+	}
+	v := append(make([]byte, 0, len(new)), new...)
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return false, ErrClosed
+	}
+	cur, ok := m.values[key]
+	if ok != (old != nil) || !bytes.Equal(cur, old) {
+		m.mu.Unlock()
+		return false, nil
+	}
+	m.values[key] = v
+	m.mu.Unlock()
+	m.feed.publish(key)
+	return true, nil
 }
 
 // Take implements Store.
@@ -76,15 +108,17 @@ func (m *memoryStore) Take(ctx context.Context, key string) ([]byte, error) {
 		return nil, err
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if m.closed {
+		m.mu.Unlock()
 		return nil, ErrClosed
 	}
 	v, ok := m.values[key]
+	delete(m.values, key)
+	m.mu.Unlock()
 	if !ok {
 		return nil, errNotExist(key)
 	}
-	delete(m.values, key)
+	m.feed.publish(key)
 	return v, nil // the store no longer refers to v
 }
 
@@ -119,6 +153,11 @@ func (m *memoryStore) Lock(ctx context.Context, name string) (func(), error) {
 	return m.locks.lock(ctx, name)
 }
 
+// Watch implements Watcher for writes through this store.
+func (m *memoryStore) Watch(ctx context.Context, prefix string) (<-chan string, error) {
+	return m.feed.watch(ctx, prefix)
+}
+
 // Ping implements Store: nil until Close.
 func (m *memoryStore) Ping(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
@@ -132,9 +171,10 @@ func (m *memoryStore) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close implements Store. It drops every value.
+// Close implements Store. It drops every value and ends every Watch.
 func (m *memoryStore) Close() error {
 	m.locks.close()
+	m.feed.close()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.closed = true

@@ -91,7 +91,6 @@ func TestOpenRefuses(t *testing.T) {
 		typ  string // storage.type
 		want string // the error
 	}{
-		{"redis", "store: storage.type redis: not available in this build yet"},
 		{"dynamo", `store: storage.type "dynamo": want file, memory or redis`},
 	}
 	for _, tt := range refuseTests {

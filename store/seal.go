@@ -1,11 +1,14 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
+	"errors"
 	"fmt"
+	"io/fs"
 )
 
 // KeySize is the length of a store key in bytes (AES-256).
@@ -91,8 +94,9 @@ type sealedStore struct {
 // inner, and decrypts on the way out. Each value gets a fresh random nonce
 // and is bound to its key name, so a value copied to another key fails to
 // open. A value that does not open is an error wrapping ErrWrongKey naming
-// the key. Key names, List, Lock, Ping and Close pass through unchanged. It
-// is safe for concurrent use when inner is. Closing it closes inner.
+// the key. Key names, List, Lock, Watch, Ping and Close pass through
+// unchanged. It is safe for concurrent use when inner is. Closing it closes
+// inner.
 func Seal(inner Store, key []byte) (Store, error) {
 	s, err := newSealer(key)
 	if err != nil {
@@ -123,6 +127,47 @@ func (ss *sealedStore) Delete(ctx context.Context, key string) error {
 	return ss.inner.Delete(ctx, key)
 }
 
+// casAttempts bounds how often CompareAndSwap retries when the sealed value
+// changed under it but still opens to old (a concurrent write of the same
+// plaintext, under a fresh nonce).
+const casAttempts = 8
+
+// CompareAndSwap implements Store: old and new are plaintexts. It loads the
+// sealed value, opens it and compares it with old, then swaps in the
+// sealed new value on inner only if inner still holds exactly the sealed
+// value it read, so the swap stays atomic. A stored value that does not
+// open is an error wrapping ErrWrongKey.
+func (ss *sealedStore) CompareAndSwap(ctx context.Context, key string, old, new []byte) (bool, error) {
+	if err := begin(ctx, key); err != nil {
+		return false, err
+	}
+	sealedNew := ss.s.seal(key, new)
+	if old == nil {
+		return ss.inner.CompareAndSwap(ctx, key, nil, sealedNew)
+	}
+	for range casAttempts {
+		cur, err := ss.inner.Load(ctx, key)
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		plain, err := ss.s.open(key, cur)
+		if err != nil {
+			return false, err
+		}
+		if !bytes.Equal(plain, old) {
+			return false, nil
+		}
+		swapped, err := ss.inner.CompareAndSwap(ctx, key, cur, sealedNew)
+		if swapped || err != nil {
+			return swapped, err
+		}
+	}
+	return false, nil // rewritten all along; the caller re-reads as after a mismatch
+}
+
 // Take implements Store. A value that was taken but does not open is gone
 // from the inner store all the same.
 func (ss *sealedStore) Take(ctx context.Context, key string) ([]byte, error) {
@@ -141,6 +186,16 @@ func (ss *sealedStore) List(ctx context.Context, prefix string) ([]string, error
 // Lock implements Store.
 func (ss *sealedStore) Lock(ctx context.Context, name string) (func(), error) {
 	return ss.inner.Lock(ctx, name)
+}
+
+// Watch implements Watcher when inner does; otherwise it returns an error
+// wrapping errors.ErrUnsupported.
+func (ss *sealedStore) Watch(ctx context.Context, prefix string) (<-chan string, error) {
+	w, ok := ss.inner.(Watcher)
+	if !ok {
+		return nil, fmt.Errorf("store: %T does not report changes: %w", ss.inner, errors.ErrUnsupported)
+	}
+	return w.Watch(ctx, prefix)
 }
 
 // Ping implements Store.

@@ -4,9 +4,10 @@
 //
 // Three kinds exist: NewMemory (nothing survives the process), OpenFile (an
 // embedded bbolt database, every value sealed with AES-256-GCM, fsync'd on
-// every write) and, later, a redis store shared by several replicas. Open
-// picks one from the configuration. Seal wraps any Store so that every value
-// it holds is encrypted and bound to its key name.
+// every write) and OpenRedis (a Redis server shared by several replicas,
+// with leased locks). Open picks one from the configuration and seals it.
+// Seal wraps any Store so that every value it holds is encrypted and bound
+// to its key name.
 //
 // Keys are '/'-separated names such as "tenants/acme/token". They are names,
 // not secrets: they appear in error messages.
@@ -40,6 +41,18 @@ type Store interface {
 	// Delete removes key. Deleting a missing key is not an error.
 	Delete(ctx context.Context, key string) error
 
+	// CompareAndSwap replaces the value of key with new, in one atomic
+	// step, only if the current value equals old byte for byte — or, when
+	// old is nil, only if key is absent (a non-nil empty old matches an
+	// empty value). swapped reports whether it did; a mismatch is not an
+	// error. new is kept like Store keeps a value (nil: an empty value).
+	//
+	// It is the fence on writes that follow a lock: a holder that read a
+	// value under the lock and writes its successor with CompareAndSwap
+	// cannot overwrite a newer value written by someone who took over after
+	// its lease was lost.
+	CompareAndSwap(ctx context.Context, key string, old, new []byte) (swapped bool, err error)
+
 	// Take loads and deletes key in one atomic step: when several callers
 	// take the same key at once, exactly one gets the value and the others
 	// get an error matching fs.ErrNotExist, as does a missing key. It is
@@ -66,8 +79,13 @@ type Store interface {
 	// held, and if the holder dies the lock frees itself once the lease runs
 	// out. A lease can be lost (the holder stalls past it, or cannot reach
 	// the store), so holders should do one bounded piece of work — one token
-	// refresh — write its result with Store, and re-read state after
-	// acquiring rather than trusting what they read before.
+	// refresh — re-read state after acquiring rather than trusting what they
+	// read before, and write the result with CompareAndSwap against what
+	// they read.
+	//
+	// When the store cannot be reached, Lock fails at once with an error
+	// matching ErrUnavailable instead of waiting for ctx: "the lock backend
+	// is down" is not "someone else holds the lock".
 	Lock(ctx context.Context, name string) (unlock func(), err error)
 
 	// Ping reports whether the store can serve requests (for /readyz).
@@ -95,7 +113,29 @@ var (
 	// ErrInvalidKey matches the error for a malformed key, lock name or
 	// List prefix.
 	ErrInvalidKey = errors.New("store: invalid key")
+
+	// ErrUnavailable matches the error for a store that cannot be reached
+	// (a redis server that is down, restarting or unreachable). The
+	// operation may be retried later; a caller holding a still-valid cached
+	// value can keep using it.
+	ErrUnavailable = errors.New("store: unavailable")
 )
+
+// Watcher is implemented by stores that report changed keys. Every store
+// this package returns implements it: the redis store across every process
+// sharing the server, the memory and file stores within the process (every
+// writer of their data).
+type Watcher interface {
+	// Watch returns a channel that receives the name of each key under
+	// prefix (a List prefix; "" for all) written by Store, Delete, Take or
+	// a successful CompareAndSwap after Watch returns, until ctx is done or
+	// the store is closed; then the channel is closed. A name means "read
+	// it again": values are never sent, and a key may be reported without a
+	// visible change. Delivery never blocks writers: when the receiver
+	// falls behind, names are dropped, so a receiver that must not miss a
+	// change re-reads everything it cares about now and then as well.
+	Watch(ctx context.Context, prefix string) (<-chan string, error)
+}
 
 // notExistError is the error for a missing key. It matches fs.ErrNotExist.
 type notExistError struct {
