@@ -18,6 +18,10 @@ import (
 type Storage interface {
 	Load(ctx context.Context, key string) ([]byte, error) // fs.ErrNotExist when absent
 	Store(ctx context.Context, key string, value []byte) error
+	// CompareAndSwap replaces the value only while it is still old (nil:
+	// absent). It fences writes: a replica whose lock lease ran out cannot
+	// overwrite a token another replica stored since.
+	CompareAndSwap(ctx context.Context, key string, old, new []byte) (bool, error)
 	Delete(ctx context.Context, key string) error
 	// Lock takes an exclusive lock on name, across every replica sharing
 	// the store, until unlock is called.
@@ -60,9 +64,10 @@ type StoredSource struct {
 	opts StoredOptions
 	log  *zap.Logger
 
-	mu      sync.Mutex    // serialises TokenContext, Save and Forget; guards the fields below
-	last    *oauth2.Token // the token last handed out
-	pending *oauth2.Token // fetched but not yet stored: its write is retried first
+	mu         sync.Mutex    // serialises TokenContext, Save and Forget; guards the fields below
+	last       *oauth2.Token // the token last handed out
+	pending    *oauth2.Token // fetched but not yet stored: its write is retried first
+	pendingOld []byte        // the stored value pending replaces
 }
 
 // record is a token as the store keeps it (sealed by the store).
@@ -100,13 +105,19 @@ func (s *StoredSource) TokenContext(ctx context.Context) (*oauth2.Token, error) 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.pending != nil {
-		if err := s.write(ctx, s.pending); err != nil {
+		swapped, err := s.swap(ctx, s.pendingOld, s.pending)
+		if err != nil {
 			return nil, err
 		}
-		s.last, s.pending = s.pending, nil
-		return s.last, nil
+		tok := s.pending
+		s.pending, s.pendingOld = nil, nil
+		if swapped {
+			s.last = tok
+			return tok, nil
+		}
+		// Another replica stored a token meanwhile: that one wins.
 	}
-	prev, err := s.load(ctx)
+	prev, _, err := s.load(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -119,7 +130,8 @@ func (s *StoredSource) TokenContext(ctx context.Context) (*oauth2.Token, error) 
 		return nil, fmt.Errorf("tokensource: %s: locking the stored token: %w", s.opts.Name, err)
 	}
 	defer unlock()
-	if prev, err = s.load(ctx); err != nil { // another replica may have refreshed meanwhile
+	prev, raw, err := s.load(ctx) // another replica may have refreshed meanwhile
+	if err != nil {
 		return nil, err
 	}
 	if s.fresh(prev) {
@@ -129,7 +141,7 @@ func (s *StoredSource) TokenContext(ctx context.Context) (*oauth2.Token, error) 
 	tok, err := s.opts.Fetch(ctx, prev)
 	if err != nil {
 		if prev != nil && prev.RefreshToken != "" && s.opts.Final != nil && s.opts.Final(err) {
-			s.dropRefreshToken(ctx, prev)
+			s.dropRefreshToken(ctx, prev, raw)
 		}
 		return nil, err
 	}
@@ -139,9 +151,19 @@ func (s *StoredSource) TokenContext(ctx context.Context) (*oauth2.Token, error) 
 	if tok.RefreshToken == "" && prev != nil {
 		tok = withRefreshToken(tok, prev.RefreshToken)
 	}
-	if err := s.write(ctx, tok); err != nil {
-		s.pending = tok // the only copy of a rotated refresh token: keep it
+	swapped, err := s.swap(ctx, raw, tok)
+	if err != nil {
+		s.pending, s.pendingOld = tok, raw // the only copy of a rotated refresh token: keep it
 		return nil, err
+	}
+	if !swapped {
+		// Our lease ran out and another replica stored a newer token: use
+		// that one rather than overwrite it.
+		s.log.Warn("another replica stored a token while this one refreshed; using the stored one")
+		if prev, _, err = s.load(ctx); err != nil || prev == nil {
+			return nil, fmt.Errorf("tokensource: %s: the stored token changed during a refresh: %w", s.opts.Name, err)
+		}
+		tok = prev
 	}
 	s.last = tok
 	return tok, nil
@@ -178,51 +200,63 @@ func (s *StoredSource) Save(ctx context.Context, tok *oauth2.Token) error {
 	if err := s.write(ctx, tok); err != nil {
 		return err
 	}
-	s.pending, s.last = nil, nil
+	s.pending, s.pendingOld, s.last = nil, nil, nil
 	return nil
 }
 
 // Stored returns the stored token, or nil when there is none.
 func (s *StoredSource) Stored(ctx context.Context) (*oauth2.Token, error) {
-	return s.load(ctx)
+	tok, _, err := s.load(ctx)
+	return tok, err
 }
 
 // Forget deletes the stored token.
 func (s *StoredSource) Forget(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.pending, s.last = nil, nil
+	s.pending, s.pendingOld, s.last = nil, nil, nil
 	if err := s.opts.Storage.Delete(ctx, s.opts.Key); err != nil {
 		return fmt.Errorf("tokensource: %s: deleting the stored token: %w", s.opts.Name, err)
 	}
 	return nil
 }
 
-// load reads the stored token; nil when there is none.
-func (s *StoredSource) load(ctx context.Context) (*oauth2.Token, error) {
+// load reads the stored token and its raw value; nil, nil when there is
+// none.
+func (s *StoredSource) load(ctx context.Context) (*oauth2.Token, []byte, error) {
 	b, err := s.opts.Storage.Load(ctx, s.opts.Key)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("tokensource: %s: reading the stored token: %w", s.opts.Name, err)
+		return nil, nil, fmt.Errorf("tokensource: %s: reading the stored token: %w", s.opts.Name, err)
 	}
 	var r record
 	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("tokensource: %s: the stored token is not readable: %w", s.opts.Name, err)
+		return nil, nil, fmt.Errorf("tokensource: %s: the stored token is not readable: %w", s.opts.Name, err)
 	}
 	tok := &oauth2.Token{AccessToken: r.AccessToken, TokenType: r.TokenType, RefreshToken: r.RefreshToken, Expiry: r.Expiry}
-	return tok.WithExtra(map[string]any{ObtainedExtra: r.Obtained}), nil
+	return tok.WithExtra(map[string]any{ObtainedExtra: r.Obtained}), b, nil
 }
 
-// write stores tok durably, independent of the caller's cancellation.
-func (s *StoredSource) write(ctx context.Context, tok *oauth2.Token) error {
+// encode is tok as stored.
+func (s *StoredSource) encode(tok *oauth2.Token) ([]byte, error) {
 	b, err := json.Marshal(record{
 		AccessToken: tok.AccessToken, TokenType: tok.TokenType, RefreshToken: tok.RefreshToken,
 		Expiry: tok.Expiry.UTC(), Obtained: s.opts.Now().UTC(),
 	})
 	if err != nil {
-		return fmt.Errorf("tokensource: %s: encoding the token: %w", s.opts.Name, err)
+		return nil, fmt.Errorf("tokensource: %s: encoding the token: %w", s.opts.Name, err)
+	}
+	return b, nil
+}
+
+// write stores tok durably whatever was stored before (a consent's new
+// token), independent of the caller's cancellation.
+func (s *StoredSource) write(ctx context.Context, tok *oauth2.Token) error {
+	b, err := s.encode(tok)
+	if err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
 	defer cancel()
@@ -233,19 +267,37 @@ func (s *StoredSource) write(ctx context.Context, tok *oauth2.Token) error {
 	return nil
 }
 
-// dropRefreshToken clears a refresh token the platform refused, if it is
-// still the stored one, so the tenant shows consent_required at once
-// instead of retrying a dead grant.
-func (s *StoredSource) dropRefreshToken(ctx context.Context, refused *oauth2.Token) {
-	cur, err := s.load(ctx)
-	if err != nil || cur == nil || cur.RefreshToken != refused.RefreshToken {
-		return
+// swap stores tok durably if the stored value is still old (nil: none),
+// independent of the caller's cancellation. swapped is false when another
+// writer got there first.
+func (s *StoredSource) swap(ctx context.Context, old []byte, tok *oauth2.Token) (bool, error) {
+	b, err := s.encode(tok)
+	if err != nil {
+		return false, err
 	}
-	if err := s.write(ctx, withRefreshToken(cur, "")); err != nil {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+	defer cancel()
+	swapped, err := s.opts.Storage.CompareAndSwap(ctx, s.opts.Key, old, b)
+	if err != nil {
+		return false, fmt.Errorf("tokensource: %s: storing the new token: %w", s.opts.Name, err)
+	}
+	if swapped {
+		s.log.Debug("token stored", zap.Time("expiry", tok.Expiry), zap.Bool("has_refresh_token", tok.RefreshToken != ""))
+	}
+	return swapped, nil
+}
+
+// dropRefreshToken clears a refresh token the platform refused, if the
+// stored value is still the one it came from, so the tenant shows
+// consent_required at once instead of retrying a dead grant.
+func (s *StoredSource) dropRefreshToken(ctx context.Context, refused *oauth2.Token, raw []byte) {
+	swapped, err := s.swap(ctx, raw, withRefreshToken(refused, ""))
+	switch {
+	case err != nil:
 		s.log.Warn("could not clear a refused refresh token", zap.Error(err))
-		return
+	case swapped:
+		s.log.Warn("the platform refused the refresh token: the tenant needs consent again")
 	}
-	s.log.Warn("the platform refused the refresh token: the tenant needs consent again")
 }
 
 // withRefreshToken returns a copy of tok with refresh token rt.

@@ -134,6 +134,13 @@ func (f *failingStore) Store(ctx context.Context, key string, v []byte) error {
 	return f.realStore.Store(ctx, key, v)
 }
 
+func (f *failingStore) CompareAndSwap(ctx context.Context, key string, old, v []byte) (bool, error) {
+	if f.fail.Load() {
+		return false, errors.New("disk full")
+	}
+	return f.realStore.CompareAndSwap(ctx, key, old, v)
+}
+
 func TestStoredKeepsARotatedTokenItCouldNotWrite(t *testing.T) {
 	st := &failingStore{realStore: store.NewMemory()}
 	idp := &rotatingIdP{live: "rt-0", life: time.Hour}
@@ -211,5 +218,31 @@ func TestReplicasNeverReuseARotatedRefreshToken(t *testing.T) {
 	// fleet-wide, not 3× that.
 	if idp.n < 5 || idp.n > 30 {
 		t.Errorf("%d refreshes fleet-wide; want about 20", idp.n)
+	}
+}
+
+// TestStoredNeverOverwritesANewerToken: a replica whose lock lease ran out
+// (simulated by another writer storing during its fetch) must not overwrite
+// the newer token; it hands out the stored one instead.
+func TestStoredNeverOverwritesANewerToken(t *testing.T) {
+	st := store.NewMemory()
+	ctx := context.Background()
+	other := tokensource.Stored(tokensource.StoredOptions{Name: "acme", Storage: st, Key: "tokens/acme",
+		Fetch: func(context.Context, *oauth2.Token) (*oauth2.Token, error) { return nil, errNoConsent }})
+	_ = other.Save(ctx, &oauth2.Token{AccessToken: "at-0", RefreshToken: "rt-0", Expiry: time.Now().Add(time.Hour)})
+	slow := tokensource.Stored(tokensource.StoredOptions{Name: "acme", Storage: st, Key: "tokens/acme",
+		Fetch: func(context.Context, *oauth2.Token) (*oauth2.Token, error) {
+			// Meanwhile another replica, no longer excluded, stores its token.
+			_ = other.Save(ctx, &oauth2.Token{AccessToken: "at-other", RefreshToken: "rt-other", Expiry: time.Now().Add(time.Hour)})
+			return &oauth2.Token{AccessToken: "at-slow", RefreshToken: "rt-slow", Expiry: time.Now().Add(time.Hour)}, nil
+		}})
+	_, _ = slow.Token() // at-0
+	tok, err := slow.Token()
+	if err != nil || tok.AccessToken != "at-other" {
+		t.Fatalf("got %v, %v; want the other replica's at-other", tok, err)
+	}
+	stored, _ := slow.Stored(ctx)
+	if stored.RefreshToken != "rt-other" {
+		t.Errorf("store holds %q; the newer token was overwritten", stored.RefreshToken)
 	}
 }
