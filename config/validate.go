@@ -77,6 +77,9 @@ func (c *Config) validateStorage(ps *Problems) {
 		if s.Redis.DB < 0 {
 			ps.add("storage.redis.db", "must not be negative")
 		}
+		if s.KeyFile == "" {
+			ps.add("storage.key_file", "required for storage type redis: every replica must seal values with the same key, from a shared secret")
+		}
 	}
 }
 

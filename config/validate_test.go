@@ -32,7 +32,7 @@ func TestValidate(t *testing.T) {
 		{name: "port zero", src: "listen: 127.0.0.1:0"},
 		{name: "open with callers", src: "listen: 0.0.0.0:8080\ncallers: {c: {key_sha256: " + strings.Repeat("ab", 32) + "}}"},
 		{name: "open by choice", src: "listen: ':8080'\nallow_unauthenticated: true"},
-		{name: "redis", src: "storage: {type: redis, redis: {addr: 'redis_1.svc:6379', db: 2}}"},
+		{name: "redis", src: "storage: {type: redis, key_file: /run/key, redis: {addr: 'redis_1.svc:6379', db: 2}}"},
 		{name: "memory", src: "storage: {type: memory}"},
 
 		{name: "listen without port", src: "listen: localhost",
@@ -61,9 +61,9 @@ func TestValidate(t *testing.T) {
 
 		{name: "storage type", src: "storage: {type: s3}",
 			wants: []want{{"storage.type", `must be one of file, memory, redis; got "s3"`}}},
-		{name: "redis addr", src: "storage: {type: redis, redis: {addr: redis, db: -1}}",
+		{name: "redis addr", src: "storage: {type: redis, key_file: /run/key, redis: {addr: redis, db: -1}}",
 			wants: []want{{"storage.redis.addr", "must be host:port"}, {"storage.redis.db", "must not be negative"}}},
-		{name: "redis port zero", src: "storage: {type: redis, redis: {addr: 'r:0'}}",
+		{name: "redis port zero", src: "storage: {type: redis, key_file: /run/key, redis: {addr: 'r:0'}}",
 			wants: []want{{"storage.redis.addr", "port must be a number from 1"}}},
 		{name: "redis not checked unless used", src: "storage: {redis: {addr: nonsense}}"},
 		{name: "log", src: "log: {level: verbose, format: text}",

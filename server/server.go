@@ -52,8 +52,10 @@ type Server struct {
 	client   *http.Client
 	store    store.Store
 	conns    *registry // connections: runtime tenants, LRU-bounded
-	ownStore bool      // the server opened store and closes it
-	now      func() time.Time
+
+	stopBackground context.CancelFunc // ends watchReplicas
+	ownStore       bool               // the server opened store and closes it
+	now            func() time.Time
 
 	live     atomic.Pointer[live] // what a reload replaces
 	reloadMu sync.Mutex           // serialises Reload
@@ -121,6 +123,9 @@ func New(opts Options) (*Server, error) {
 		TokenUnavailable: s.tokenUnavailable,
 	})
 	s.handler = s.routes()
+	var bg context.Context
+	bg, s.stopBackground = context.WithCancel(context.Background())
+	s.watchReplicas(bg)
 	s.ready.Store(true)
 	return s, nil
 }
@@ -319,6 +324,7 @@ func (s *Server) closeStore() {
 }
 
 func (s *Server) closeEngines() {
+	s.stopBackground()
 	for _, t := range s.live.Load().tenants {
 		t.engine.Close()
 	}

@@ -1,0 +1,66 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/sidekey/sidekey/store"
+)
+
+// watchReplicas follows changes other replicas make to the shared store
+// (Redis publishes them), until ctx is done:
+//   - a tenant's token changed: when this replica has no valid token for it
+//     (a consent completed elsewhere) or the token was deleted (disconnected
+//     elsewhere), its engine starts over from the store;
+//   - a connection changed: it is reloaded from the store on next use.
+//
+// A refresh by another replica needs no nudge: every replica refreshes at
+// the same moment of a shared token's life, and reads the store first.
+func (s *Server) watchReplicas(ctx context.Context) {
+	w, ok := s.store.(store.Watcher)
+	if !ok {
+		return
+	}
+	watch := func(prefix string, fn func(ctx context.Context, name string)) {
+		ch, err := w.Watch(ctx, prefix)
+		if err != nil {
+			s.log.Warn("cannot follow other replicas' changes", zap.String("prefix", prefix), zap.Error(err))
+			return
+		}
+		go func() {
+			for key := range ch {
+				fn(ctx, strings.TrimPrefix(key, prefix))
+			}
+		}()
+	}
+	watch("tokens/", s.tokenChanged)
+	watch(connectionPrefix, func(_ context.Context, name string) { s.conns.forget(name) })
+}
+
+// tokenChanged restarts tenant name's engine when the store now holds a
+// token this replica does not serve, or none at all.
+func (s *Server) tokenChanged(ctx context.Context, name string) {
+	t, ok := s.live.Load().tenants[name]
+	if !ok {
+		if t, ok = s.conns.loaded.Peek(name); !ok {
+			return // not in memory: it reads the store when next used
+		}
+	}
+	if t.stored == nil {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	tok, err := t.stored.Stored(rctx)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+	if tok == nil || !t.engine.Status().Valid {
+		t.engine.Reset()
+	}
+}
