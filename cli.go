@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 	"sort"
 
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -175,6 +176,9 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
+	// go-redis logs through a process-wide logger of its own; send its
+	// lines (connection failures) through ours, once, for this process.
+	redis.SetLogger(redisLog{log.Named("redis")})
 	srv, err := server.New(server.Options{Config: cfg, Logger: log, Version: versionString()})
 	if err != nil {
 		return asProblems(err)
@@ -222,4 +226,12 @@ func sortProblems(ps config.Problems) {
 		}
 		return ps[i].Message < ps[j].Message
 	})
+}
+
+// redisLog adapts zap to go-redis's logger.
+type redisLog struct{ log *zap.Logger }
+
+// Printf implements go-redis's internal.Logging.
+func (l redisLog) Printf(_ context.Context, format string, v ...any) {
+	l.log.Warn(fmt.Sprintf(format, v...))
 }
