@@ -145,29 +145,30 @@ func dedupe(ps config.Problems) config.Problems {
 	return out
 }
 
-func checkCmd(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+// configArgs parses a command whose only flag is --config and loads the
+// file it names.
+func configArgs(cmd string, args []string, stderr io.Writer) (string, *config.Config, error) {
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := configFlag(fs)
 	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return "", nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
 	cfg, err := loadConfig(*path)
+	return *path, cfg, err
+}
+
+func checkCmd(args []string, stdout, stderr io.Writer) error {
+	path, cfg, err := configArgs("check", args, stderr)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s: ok (%d tenants)\n", *path, len(cfg.Tenants))
+	fmt.Fprintf(stdout, "%s: ok (%d tenants, %d apps)\n", path, len(cfg.Tenants), len(cfg.Apps))
 	return nil
 }
 
 func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := configFlag(fs)
-	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
-	cfg, err := loadConfig(*path)
+	path, cfg, err := configArgs("serve", args, stderr)
 	if err != nil {
 		return err
 	}
@@ -185,7 +186,7 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	wctx, stop := context.WithCancel(ctx)
 	defer stop()
-	go watchConfig(wctx, *path, srv, log)
+	go watchConfig(wctx, path, srv, log)
 	return srv.Run(ctx)
 }
 

@@ -84,7 +84,7 @@ tenants:
 	if err := run(context.Background(), []string{"check", "--config", path}, &stdout, &stderr); err != nil {
 		t.Fatalf("check: %v", err)
 	}
-	if !strings.Contains(stdout.String(), "ok (1 tenants)") {
+	if !strings.Contains(stdout.String(), "ok (1 tenants, 0 apps)") {
 		t.Errorf("stdout %q; want an ok line", stdout.String())
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/url"
+	"strings"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -60,3 +61,40 @@ type Consent struct {
 // ErrConsentRequired means the tenant needs a person to connect it (again):
 // it has no refresh grant, or its refresh token was refused.
 var ErrConsentRequired = errors.New("consent required")
+
+// codeClient is what the Istores and StoreHippo consent flows share: the
+// consent page, the client, its scopes and the token endpoint.
+type codeClient struct {
+	authURL  *url.URL
+	clientID string
+	scopes   string     // joined as the platform wants
+	params   url.Values // token_params; never modified after construction
+	endpoint *tokenEndpoint
+	creds    credentials
+}
+
+// newCodeClient builds a codeClient whose scopes are joined with sep and
+// whose token requests are JSON (asJSON) or a form.
+func newCodeClient(r *resolved, env sourceEnv, sep string, asJSON bool) codeClient {
+	t := r.t
+	secret := string(t.ClientSecret)
+	params := url.Values{}
+	for k, v := range t.TokenParams {
+		params.Set(k, v)
+	}
+	return codeClient{
+		authURL:  r.authURL,
+		clientID: t.ClientID,
+		scopes:   strings.Join(t.Scopes, sep),
+		params:   params,
+		endpoint: &tokenEndpoint{
+			provider: r.p.name,
+			url:      r.tokenURL.String(),
+			client:   env.client,
+			log:      env.log,
+			json:     asJSON,
+			secrets:  []string{secret},
+		},
+		creds: credentials{id: t.ClientID, secret: secret},
+	}
+}

@@ -3,7 +3,6 @@ package providers
 import (
 	"context"
 	"net/url"
-	"strings"
 
 	"golang.org/x/oauth2"
 )
@@ -57,37 +56,10 @@ func checkIstores(c *checker) {
 // them ignores. The response is {access_token: JWT, token_type,
 // expires_in: 36000000}; the token's Expiry is the earlier of expires_in
 // and the JWT's exp.
-type istores struct {
-	authURL  *url.URL
-	clientID string
-	scopes   string
-	params   url.Values // token_params; never modified after construction
-	endpoint *tokenEndpoint
-	creds    credentials
-}
+type istores struct{ codeClient }
 
 func newIstores(r *resolved, env sourceEnv) AuthCode {
-	t := r.t
-	secret := string(t.ClientSecret)
-	params := url.Values{}
-	for k, v := range t.TokenParams {
-		params.Set(k, v)
-	}
-	return &istores{
-		authURL:  r.authURL,
-		clientID: t.ClientID,
-		scopes:   strings.Join(t.Scopes, " "),
-		params:   params,
-		endpoint: &tokenEndpoint{
-			provider: r.p.name,
-			url:      r.tokenURL.String(),
-			client:   env.client,
-			log:      env.log,
-			json:     true,
-			secrets:  []string{secret},
-		},
-		creds: credentials{id: t.ClientID, secret: secret},
-	}
+	return &istores{newCodeClient(r, env, " ", true)}
 }
 
 // ConsentURL returns the Istores authorization URL for c.

@@ -65,36 +65,10 @@ func checkStoreHippo(c *checker) {
 // refresh_token, client_id, client_secret) and keeps the refresh token it
 // used when the answer carries none. A refused refresh matches
 // ErrConsentRequired.
-type storeHippo struct {
-	authURL  *url.URL
-	clientID string
-	scopes   string
-	params   url.Values // token_params; never modified after construction
-	endpoint *tokenEndpoint
-	creds    credentials
-}
+type storeHippo struct{ codeClient }
 
 func newStoreHippo(r *resolved, env sourceEnv) AuthCode {
-	t := r.t
-	secret := string(t.ClientSecret)
-	params := url.Values{}
-	for k, v := range t.TokenParams {
-		params.Set(k, v)
-	}
-	return &storeHippo{
-		authURL:  r.authURL,
-		clientID: t.ClientID,
-		scopes:   strings.Join(t.Scopes, ","),
-		params:   params,
-		endpoint: &tokenEndpoint{
-			provider: r.p.name,
-			url:      r.tokenURL.String(),
-			client:   env.client,
-			log:      env.log,
-			secrets:  []string{secret},
-		},
-		creds: credentials{id: t.ClientID, secret: secret},
-	}
+	return &storeHippo{newCodeClient(r, env, ",", false)}
 }
 
 // ConsentURL returns the store's authorization URL for c.
