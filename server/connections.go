@@ -87,6 +87,7 @@ func newRegistry(s *Server, size int) *registry {
 		// 401 replay): stop it once they are surely done.
 		time.AfterFunc(evictGrace, t.engine.Close)
 		s.metrics.evictions.Inc()
+		s.metrics.forget(name)
 	})
 	r.missing = expirable.NewLRU[string, struct{}](10000, nil, negativeTTL)
 	return r

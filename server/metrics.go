@@ -29,6 +29,8 @@ type metrics struct {
 
 // tenantMetrics caches one tenant's resolved children.
 type tenantMetrics struct {
+	requests atomic.Uint64 // for /_sidekey/status
+	waits    atomic.Uint64 // requests that queued for the rate limit
 	duration prometheus.Observer
 	codes    atomic.Pointer[[]codeCounter] // copy-on-write; a handful of codes per tenant
 	mu       sync.Mutex                    // serialises writers of codes
@@ -88,9 +90,11 @@ func newMetrics(status func() map[string]tenantStatus) *metrics {
 // ObserveRequest implements proxy.Observer.
 func (m *metrics) ObserveRequest(tenant string, code int, d, waited time.Duration) {
 	tm := m.tenant(tenant)
+	tm.requests.Add(1)
 	tm.duration.Observe(d.Seconds())
 	tm.counter(m, tenant, code).Inc()
 	if waited > 0 {
+		tm.waits.Add(1)
 		m.waits.WithLabelValues(tenant).Inc()
 		m.waitSeconds.WithLabelValues(tenant).Add(waited.Seconds())
 	}
@@ -145,6 +149,9 @@ var (
 	expiryDesc = prometheus.NewDesc("sidekey_token_expiry_seconds",
 		"Seconds until the tenant's current token expires (absent for tokens without expiry).",
 		[]string{"tenant"}, nil)
+	consentDesc = prometheus.NewDesc("sidekey_tenant_consent_required",
+		"1 when the tenant needs a person to connect it (again), else 0.",
+		[]string{"tenant"}, nil)
 	validDesc = prometheus.NewDesc("sidekey_token_valid",
 		"1 when the tenant holds a valid token, else 0.",
 		[]string{"tenant"}, nil)
@@ -154,6 +161,7 @@ var (
 func (c *tokenCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- expiryDesc
 	ch <- validDesc
+	ch <- consentDesc
 }
 
 // Collect implements prometheus.Collector.
@@ -165,6 +173,11 @@ func (c *tokenCollector) Collect(ch chan<- prometheus.Metric) {
 			valid = 1
 		}
 		ch <- prometheus.MustNewConstMetric(validDesc, prometheus.GaugeValue, valid, name)
+		consent := 0.0
+		if st.State == "consent_required" {
+			consent = 1
+		}
+		ch <- prometheus.MustNewConstMetric(consentDesc, prometheus.GaugeValue, consent, name)
 		if st.Expiry != nil {
 			ch <- prometheus.MustNewConstMetric(expiryDesc, prometheus.GaugeValue, st.Expiry.Sub(now).Seconds(), name)
 		}
@@ -177,4 +190,28 @@ func (s *Server) engineGauge() prometheus.Collector {
 		Name: "sidekey_engines_active",
 		Help: "Token engines in memory: configured tenants plus loaded connections.",
 	}, func() float64 { return float64(len(s.live.Load().tenants) + s.conns.loaded.Len()) })
+}
+
+// counts returns tenant's request and rate-limit wait counts so far.
+func (m *metrics) counts(tenant string) (requests, waits uint64) {
+	if v, ok := m.perTenant.Load(tenant); ok {
+		tm := v.(*tenantMetrics)
+		return tm.requests.Load(), tm.waits.Load()
+	}
+	return 0, 0
+}
+
+// forget drops tenant's series (an evicted connection), so that metric
+// memory and cardinality follow the active tenants, not every connection
+// ever used. Its counters start again from zero if it comes back, which
+// Prometheus' rate() reads as a reset.
+func (m *metrics) forget(tenant string) {
+	m.perTenant.Delete(tenant)
+	labels := prometheus.Labels{"tenant": tenant}
+	m.requests.DeletePartialMatch(labels)
+	m.duration.DeletePartialMatch(labels)
+	m.waits.DeletePartialMatch(labels)
+	m.waitSeconds.DeletePartialMatch(labels)
+	m.fetches.DeletePartialMatch(labels)
+	m.fetchDuration.DeletePartialMatch(labels)
 }

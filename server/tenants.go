@@ -47,6 +47,8 @@ type tenantStatus struct {
 	Failures    uint64     `json:"failures"`
 	ConnectURL  string     `json:"connect_url,omitempty"`  // consent-flow tenants: where a person (re)connects it
 	ConnectedAt *time.Time `json:"connected_at,omitempty"` // when a consent last completed on this replica
+	Requests    uint64     `json:"requests"`               // proxied by this replica since start
+	RateWaits   uint64     `json:"rate_limit_waits"`       // of which queued for the rate limit
 }
 
 // buildTenants resolves every configured tenant and builds its chain:
@@ -177,6 +179,7 @@ func (s *Server) tenantStatus(name string, t *tenant) tenantStatus {
 	out.LastRefresh = timePtr(st.LastRefresh)
 	out.NextRefresh = timePtr(st.NextRefresh)
 	out.ConnectedAt = t.connectedAt.Load()
+	out.Requests, out.RateWaits = s.metrics.counts(name)
 	return out
 }
 
