@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # check-chart.sh validates charts/sidekey and examples/kubernetes offline:
-#   1. helm lint --strict, with the default values and every ci/*-values.yaml;
+#   1. helm lint --strict, with the default values and every ci/*-values.yaml
+#      (default, ha, existing-secret, callers, apps, tls-files, tls-acme);
 #   2. helm template for every scenario, then kubeconform -strict against
 #      schemas built from Kubernetes' own swagger.json (ServiceMonitor skipped:
 #      a CRD), the rendered output's promises (scripts/chartcheck), and
@@ -110,7 +111,8 @@ mkdir -p "$tmp/notes" && cp -r "$CHART" "$notes_chart"
 } >"$notes_chart/templates/_notes_check.tpl"
 rm "$notes_chart/templates/NOTES.txt"
 echo 'notes: {{ include "sidekey.notesCheck" . | toJson }}' >"$notes_chart/templates/notes-check.yaml"
-# notes_have NAME WANT... [-- helm args...]: the rendered NOTES contain every WANT.
+# notes_have NAME WANT... [-- helm args...]: the rendered NOTES contain every WANT
+# (JSON-escaped: a WANT with <, > or & never matches).
 notes_have() {
 	local name=$1 wants=() text
 	shift
@@ -132,6 +134,10 @@ notes_have ha "${status_cmds[@]}" "Proxy-Authorization: Bearer" "(3-10 replicas,
 notes_have existing-secret "${status_cmds[@]}" "get secret sidekey-credentials" -- -f "$CHART/ci/existing-secret-values.yaml"
 notes_have callers "${status_cmds[@]}" "Callers: billing-app, cron, reports." "https://sidekey.example.com/_sidekey/oauth/callback" -- -f "$CHART/ci/callers-values.yaml"
 notes_have open "${status_cmds[@]}" "WARNING: config.allow_unauthenticated is true" -- --set config.allow_unauthenticated=true
+notes_have apps "${status_cmds[@]}" "Callers: integrator, reports." "every tenant of the" "under an app (hippo, simple)" "http://sidekey.sidekey.svc:8080/_sidekey/oauth/connect/" -- -f "$CHART/ci/apps-values.yaml"
+tls_status_cmds=("port-forward service/sidekey 8080:8443" "curl -sk https://127.0.0.1:8080/_sidekey/status")
+notes_have tls-files "${tls_status_cmds[@]}" "HTTPS (files)" "https://sidekey.sidekey.svc:8443/" "https://sidekey.example.com/_sidekey/oauth/callback" -- -f "$CHART/ci/tls-files-values.yaml"
+notes_have tls-acme "HTTPS (acme)" "first ACME certificate for sidekey.example.com" "https://sidekey.example.com/_sidekey/oauth/callback" -- -f "$CHART/ci/tls-acme-values.yaml"
 
 step "allow_unauthenticated: true renders only when set"
 if render open --set config.allow_unauthenticated=true; then
@@ -142,6 +148,16 @@ if render open --set config.allow_unauthenticated=true; then
 else
 	cat "$tmp/open.err" >&2
 	fail "helm template --set config.allow_unauthenticated=true"
+fi
+
+step "config.tls.mode: off unquoted (YAML reads it as false) renders as \"off\""
+if render tls-off-bool -f "$CHART/ci/default-values.yaml" --set config.tls.mode=false; then
+	grep -q 'mode: "off"' "$tmp/tls-off-bool.yaml" || fail "tls-off-bool: tls.mode false not rendered as \"off\""
+	"$tmp/chartcheck" assert -scenario default "$tmp/tls-off-bool.yaml" || fail "tls-off-bool: rendered output (chartcheck)"
+	check_config tls-off-bool "$tmp/tls-off-bool.yaml"
+else
+	cat "$tmp/tls-off-bool.err" >&2
+	fail "helm template --set config.tls.mode=false"
 fi
 
 step "kubeconform -strict (Kubernetes $KUBE_VERSION): rendered chart"
@@ -175,11 +191,31 @@ must_fail caller-without-key 'caller "ops" needs config.callers.ops.key_sha256' 
 must_fail redis-without-key "needs a store key shared by every replica" -f "$ci/ha-values.yaml" --set secrets.storeKey=
 must_fail redis-without-addr "needs config.storage.redis.addr" -f "$ci/ha-values.yaml" --set config.storage.redis.addr=
 must_fail secret-for-unknown-tenant 'config.tenants.ghost is not configured' -f "$ci/default-values.yaml" --set secrets.tenants.ghost.client_secret=x
+# apps: secrets only for configured apps, tenants and callers name existing apps.
+must_fail secret-for-unknown-app 'app secrets are set for "ghost", but config.apps.ghost is not configured' -f "$ci/apps-values.yaml" --set secrets.apps.ghost.client_secret=x
+must_fail key-for-unknown-app 'app secrets are set for "ghost", but config.apps.ghost is not configured' -f "$ci/existing-secret-values.yaml" --set existingSecret.keys.apps.ghost.token=k
+must_fail tenant-unknown-app 'config.tenants.eu-simple.app is "ghost", but config.apps.ghost is not configured' -f "$ci/apps-values.yaml" --set config.tenants.eu-simple.app=ghost
+must_fail caller-unknown-app 'config.callers.billing-app.apps names "ghost", but config.apps.ghost is not configured' -f "$ci/default-values.yaml" --set 'config.callers.billing-app.apps={ghost}'
+# tls: what the chart cannot serve fails with what to do instead.
+must_fail tls-files-without-secret "config.tls.mode=files needs tls.existingSecret" -f "$ci/default-values.yaml" --set config.tls.mode=files
+must_fail tls-secret-unused "tls.existingSecret is only used with config.tls.mode=files" -f "$ci/default-values.yaml" --set tls.existingSecret=sidekey-tls
+must_fail acme-without-email "config.tls.mode=acme needs config.tls.email" -f "$ci/tls-acme-values.yaml" --set config.tls.email=
+must_fail acme-without-domains "config.tls.mode=acme needs config.tls.domains" -f "$ci/tls-acme-values.yaml" --set-json 'config.tls.domains=[]'
+must_fail acme-replicas "not supported by the chart yet: config.tls.mode=acme with more than one replica" -f "$ci/ha-values.yaml" -f "$ci/tls-acme-values.yaml" --set config.storage.type=redis
+must_fail acme-networkpolicy "the NetworkPolicy admits only labelled pods" -f "$ci/tls-acme-values.yaml" --set networkPolicy.extraFrom=null
+must_fail acme-ca-root "not supported by the chart yet: config.tls.ca_root_file" -f "$ci/tls-acme-values.yaml" --set config.tls.ca_root_file=/etc/ca.pem
 must_fail both-secret-sources "existingSecret.name is set" -f "$ci/existing-secret-values.yaml" --set secrets.adminToken=x
 # values.schema.json: secrets never in the ConfigMap, chart-owned keys, enums.
 must_fail secret-in-config "client_secret" -f "$ci/default-values.yaml" --set config.tenants.eu-simple.client_secret=plain
 must_fail listen-in-config "listen" -f "$ci/default-values.yaml" --set config.listen=0.0.0.0:9000
 must_fail unknown-config-key "tenant_spaces" -f "$ci/default-values.yaml" --set config.tenants.eu-simple.tenant_spaces=x
+must_fail app-secret-in-config "additional properties 'client_secret' not allowed" -f "$ci/apps-values.yaml" --set config.apps.hippo.client_secret=plain
+must_fail tenant-without-provider "'/config/tenants/bare': missing property 'provider'" -f "$ci/default-values.yaml" --set config.tenants.bare.client_id=x
+must_fail app-without-provider "'/config/apps/bare': missing property 'provider'" -f "$ci/apps-values.yaml" --set config.apps.bare.client_id=x
+must_fail rate-limit-burst "'/config/tenants/eu-simple/rate_limit/burst': minimum: got -1, want 0" -f "$ci/default-values.yaml" --set config.tenants.eu-simple.rate_limit.burst=-1
+must_fail rate-limit-rps "'/config/apps/hippo/rate_limit/rps': minimum: got -1, want 0" -f "$ci/apps-values.yaml" --set config.apps.hippo.rate_limit.rps=-1
+must_fail tls-cert-in-config "additional properties 'cert_file' not allowed" -f "$ci/tls-files-values.yaml" --set config.tls.cert_file=/etc/tls.crt
+must_fail tls-mode-enum "'/config/tls/mode': value must be one of 'off', 'files', 'acme'" -f "$ci/default-values.yaml" --set config.tls.mode=on
 must_fail store-key-form "'/secrets/storeKey': '0123' does not match pattern" -f "$ci/ha-values.yaml" --set-string secrets.storeKey=0123
 must_fail storage-enum "'/config/storage/type': value must be one of 'file', 'memory', 'redis'" -f "$ci/default-values.yaml" --set config.storage.type=sqlite
 
@@ -214,6 +250,17 @@ if render weakened -f "$ci/default-values.yaml" --set securityContext.readOnlyRo
 	fi
 else
 	fail "helm template with readOnlyRootFilesystem=false"
+fi
+
+if [[ -f $tmp/tls-files.yaml ]]; then
+	sed 's/scheme: HTTPS/scheme: HTTP/' "$tmp/tls-files.yaml" >"$tmp/tls-http-probes.yaml"
+	if "$tmp/chartcheck" assert -scenario tls-files "$tmp/tls-http-probes.yaml" >/dev/null 2>&1; then
+		fail "chartcheck accepted HTTP probes of an HTTPS listener"
+	else
+		echo "ok chartcheck rejects HTTP probes of an HTTPS listener"
+	fi
+else
+	fail "no tls-files render to weaken"
 fi
 
 step "done"

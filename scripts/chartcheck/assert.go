@@ -7,8 +7,6 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
-
-	"github.com/sidekey/sidekey/config"
 )
 
 // checker collects failed checks.
@@ -152,6 +150,9 @@ func checkSecretFiles(c *checker, r *rendered) {
 		}
 	}
 	for _, f := range slices.Sorted(maps.Keys(files)) {
+		if strings.HasPrefix(f, TLSDir+"/") {
+			continue // checkTLS: the certificate's own Secret
+		}
 		key, ok := strings.CutPrefix(f, SecretDir+"/")
 		c.check(ok, "%s is outside %s", f, SecretDir)
 		if ok && data != nil {
@@ -168,11 +169,18 @@ func checkChart(c *checker, r *rendered) {
 	_, hasCallers := r.cfg["callers"].(obj)
 	c.check(hasCallers || r.cfg["allow_unauthenticated"] == true, "config has neither callers nor allow_unauthenticated: sidekey would refuse to start")
 
-	port := named(list(r.sidekey, "ports"), "http")
-	c.check(fmt.Sprint(get(port, "containerPort")) == "8080", "no container port 8080 named http")
-	for _, p := range []struct{ probe, path string }{{"livenessProbe", "/_sidekey/healthz"}, {"readinessProbe", "/_sidekey/readyz"}} {
+	// The listener's port is named for its scheme: http, or https with tls.
+	scheme := r.scheme()
+	port := named(list(r.sidekey, "ports"), scheme)
+	c.check(fmt.Sprint(get(port, "containerPort")) == "8080", "no container port 8080 named %s", scheme)
+	probes := []struct{ probe, path string }{
+		{"startupProbe", "/_sidekey/healthz"}, {"livenessProbe", "/_sidekey/healthz"}, {"readinessProbe", "/_sidekey/readyz"},
+	}
+	for _, p := range probes {
 		c.check(str(r.sidekey, p.probe, "httpGet", "path") == p.path, "%s path = %q, want %s", p.probe, str(r.sidekey, p.probe, "httpGet", "path"), p.path)
-		c.check(fmt.Sprint(get(r.sidekey, p.probe, "httpGet", "port")) == "http", "%s does not probe port http", p.probe)
+		c.check(fmt.Sprint(get(r.sidekey, p.probe, "httpGet", "port")) == scheme, "%s does not probe port %s", p.probe, scheme)
+		got := str(r.sidekey, p.probe, "httpGet", "scheme")
+		c.check(strings.EqualFold(got, scheme) || got == "" && scheme == "http", "%s scheme = %q, want %s", p.probe, got, strings.ToUpper(scheme))
 	}
 	res := r.sidekey["resources"]
 	c.check(str(res, "requests", "cpu") == "50m" && str(res, "requests", "memory") == "64Mi", "resource requests are not 50m/64Mi")
@@ -186,8 +194,8 @@ func checkChart(c *checker, r *rendered) {
 	svcs := kind(r.docs, "Service")
 	c.check(len(svcs) == 1, "want 1 Service, found %d", len(svcs))
 	for _, s := range svcs {
-		p := named(list(s, "spec", "ports"), "http")
-		c.check(fmt.Sprint(get(p, "port")) == "8080" && fmt.Sprint(get(p, "targetPort")) == "http", "Service has no port 8080 named http to targetPort http")
+		p := named(list(s, "spec", "ports"), scheme)
+		c.check(get(p, "port") != nil && fmt.Sprint(get(p, "targetPort")) == scheme, "Service has no port named %s to targetPort %s", scheme, scheme)
 		c.check(fmt.Sprint(get(s, "spec", "selector")) == fmt.Sprint(selector), "Service selector differs from the Deployment's")
 	}
 	for _, sa := range kind(r.docs, "ServiceAccount") {
@@ -196,9 +204,11 @@ func checkChart(c *checker, r *rendered) {
 	checkNetworkPolicy(c, r, selector)
 	checkScaling(c, r, selector)
 	for _, sm := range kind(r.docs, "ServiceMonitor") {
-		c.check(str(sm, "spec", "endpoints", 0, "path") == "/_sidekey/metrics" && str(sm, "spec", "endpoints", 0, "port") == "http",
-			"ServiceMonitor does not scrape /_sidekey/metrics on port http")
+		c.check(str(sm, "spec", "endpoints", 0, "path") == "/_sidekey/metrics" && str(sm, "spec", "endpoints", 0, "port") == scheme,
+			"ServiceMonitor does not scrape /_sidekey/metrics on port %s", scheme)
+		c.check(str(sm, "spec", "endpoints", 0, "scheme") == scheme, "ServiceMonitor scheme = %q, want %s", str(sm, "spec", "endpoints", 0, "scheme"), scheme)
 	}
+	checkTLS(c, r)
 }
 
 // checkNetworkPolicy: only labelled client pods reach the http port.
@@ -214,7 +224,7 @@ func checkNetworkPolicy(c *checker, r *rendered, selector any) {
 		c.check(len(from) > 0, "NetworkPolicy admits everyone (no from)")
 		labels, _ := get(from, 0, "podSelector", "matchLabels").(obj)
 		c.check(len(labels) > 0, "NetworkPolicy's first peer is not a labelled pod selector")
-		c.check(fmt.Sprint(get(np, "spec", "ingress", 0, "ports", 0, "port")) == "http", "NetworkPolicy does not name port http")
+		c.check(fmt.Sprint(get(np, "spec", "ingress", 0, "ports", 0, "port")) == r.scheme(), "NetworkPolicy does not name port %s", r.scheme())
 	}
 }
 
@@ -237,9 +247,10 @@ func checkScaling(c *checker, r *rendered, selector any) {
 			"HPA does not scale the Deployment")
 		c.check(get(r.dep, "spec", "replicas") == nil, "Deployment sets replicas although an HPA scales it")
 	}
+	// /data holds the file store, and with tls acme certmagic's storage.
 	data := r.volumeAt("/data")
-	if storage == "file" {
-		c.check(data != nil, "file store without a /data volume")
+	if storage == "file" || r.tlsMode() == "acme" {
+		c.check(data != nil, "storage %q, tls %q without a /data volume", storage, r.tlsMode())
 		c.check(str(r.cfg, "storage", "path") == "/data", "storage.path = %q, want /data", str(r.cfg, "storage", "path"))
 	} else {
 		c.check(data == nil, "storage %q but a /data volume is mounted", storage)
@@ -272,6 +283,7 @@ func checkScenario(c *checker, r *rendered, scenario string) {
 		c.check(str(r.volumeAt(SecretDir), "secret", "secretName") == "sidekey-credentials", "the existing Secret is not mounted")
 		c.check(str(r.cfg, "callers", "billing-app", "key_file") == SecretDir+"/billing-app-key", "caller key_file does not name the existing key")
 		c.check(str(r.cfg, "storage", "key_file") == SecretDir+"/store-key", "storage.key_file does not name the existing key")
+		c.check(str(r.cfg, "apps", "simple", "client_secret_file") == SecretDir+"/simple-app-client-secret", "app client_secret_file does not name the existing key")
 	case "callers":
 		callers, _ := r.cfg["callers"].(obj)
 		c.check(len(callers) >= 3, "want at least 3 callers, got %d", len(callers))
@@ -282,18 +294,44 @@ func checkScenario(c *checker, r *rendered, scenario string) {
 		c.check(str(r.cfg, "admin_token_file") != "", "no admin_token_file")
 		c.check(r.cfg["allow_unauthenticated"] == nil, "allow_unauthenticated rendered although not set")
 		c.check(get(first(r.docs, "NetworkPolicy"), "spec", "ingress", 0, "from", 0, "namespaceSelector") != nil, "clientNamespaceSelector not rendered")
+	case "apps":
+		checkApps(c, r)
+	case "tls-files":
+		c.check(r.tlsMode() == "files", "tls.mode %q, want files", r.tlsMode())
+		c.check(str(r.volumeAt(TLSDir), "secret", "secretName") == "sidekey-tls", "the Secret sidekey-tls is not mounted at %s", TLSDir)
+		c.check(get(first(r.docs, "ServiceMonitor"), "spec", "endpoints", 0, "tlsConfig", "serverName") != nil, "ServiceMonitor has no tlsConfig")
+	case "tls-acme":
+		c.check(r.tlsMode() == "acme", "tls.mode %q, want acme", r.tlsMode())
+		c.check(storage == "memory", "storage %q, want memory (its /data is an emptyDir for certmagic)", storage)
+		c.check(get(r.volumeAt("/data"), "emptyDir") != nil, "the /data volume is not an emptyDir")
+		c.check(str(r.cfg, "public_url") == "https://sidekey.example.com", "public_url = %q, want https://{first domain}", str(r.cfg, "public_url"))
 	}
 }
 
-// checkSidecar: the example's sidekey listens on loopback only, beside an
-// app that calls it there.
-func checkSidecar(c *checker, r *rendered) {
-	listen := str(r.cfg, "listen")
-	c.check(config.IsLoopback(listen), "sidecar listen %q is not loopback", listen)
-	c.check(len(list(r.sidekey, "ports")) == 0, "the sidecar declares ports; it listens on loopback only")
-	c.check(str(r.sidekey, "restartPolicy") == "Always", "sidekey is not a native sidecar (initContainers, restartPolicy: Always)")
-	apps := list(r.pod, "containers")
-	c.check(len(apps) > 0, "no app container")
-	text, _ := yaml.Marshal(apps)
-	c.check(strings.Contains(string(text), "http://"+listen+"/"), "no app container calls sidekey at http://%s/", listen)
+// checkApps: apps keep their secrets in files like tenants, tenants using an
+// app need no provider, and callers may be granted apps.
+func checkApps(c *checker, r *rendered) {
+	apps, _ := r.cfg["apps"].(obj)
+	c.check(len(apps) >= 1, "no apps rendered")
+	for name := range apps {
+		c.check(str(apps, name, "provider") != "", "app %s has no provider", name)
+		c.check(get(apps, name, "client_secret") == nil, "app %s has client_secret in the config", name)
+		c.check(strings.HasPrefix(str(apps, name, "client_secret_file"), SecretDir+"/app."+name+"."), "app %s client_secret_file = %q, want the chart's Secret", name, str(apps, name, "client_secret_file"))
+	}
+	tenants, _ := r.cfg["tenants"].(obj)
+	using := map[string]int{}
+	for name := range tenants {
+		if app := str(tenants, name, "app"); app != "" {
+			using[app]++
+			c.check(apps[app] != nil, "tenant %s names app %q, which is not rendered", name, app)
+		}
+	}
+	c.check(slices.Max(append(slices.Collect(maps.Values(using)), 0)) >= 2, "no app is used by two tenants: %v", using)
+	granted := false
+	callers, _ := r.cfg["callers"].(obj)
+	for name := range callers {
+		granted = granted || len(list(callers, name, "apps")) > 0
+	}
+	c.check(granted, "no caller is granted an app")
+	c.check(get(r.cfg, "tenants", "beta-hippo", "rate_limit", "max_wait") == "30s", "beta-hippo's rate_limit is not rendered")
 }

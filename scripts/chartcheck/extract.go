@@ -16,7 +16,8 @@ import (
 // extract writes the rendered sidekey.yaml to dir/sidekey.yaml with every
 // *_file path under SecretDir moved to dir/secrets, and writes those files:
 // the rendered Secret's value when the manifests hold it, a placeholder
-// otherwise (an existingSecret lives outside the chart).
+// otherwise (an existingSecret lives outside the chart). Paths under TLSDir
+// stay as they are: `sidekey check` does not read the certificate.
 func extract(docs []obj, dir string, stdout io.Writer) error {
 	text, err := sidekeyYAML(docs)
 	if err != nil {
@@ -34,6 +35,9 @@ func extract(docs []obj, dir string, stdout io.Writer) error {
 	files := map[string]bool{}
 	collectFiles(cfg, files)
 	for _, path := range slices.Sorted(maps.Keys(files)) {
+		if strings.HasPrefix(path, TLSDir+"/") {
+			continue // tls.cert_file and key_file: read by serve, not by check
+		}
 		key, ok := strings.CutPrefix(path, SecretDir+"/")
 		if !ok || key == "" || strings.Contains(key, "/") {
 			return fmt.Errorf("chartcheck: %s is not a file of the secret volume %s", path, SecretDir)

@@ -64,34 +64,68 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- .Values.existingSecret.name | default (include "sidekey.fullname" .) }}
 {{- end }}
 
-{{- define "sidekey.publicURL" -}}
-{{- .Values.config.public_url | default (printf "http://%s.%s.svc:%d" (include "sidekey.fullname" .) .Release.Namespace (int .Values.service.port)) | trimSuffix "/" }}
+{{/* config.tls.mode as off, files or acme (unquoted YAML `off` reads as false). */}}
+{{- define "sidekey.tlsMode" -}}
+{{- $mode := (.Values.config.tls | default dict).mode }}
+{{- if $mode }}{{ $mode }}{{ else }}off{{ end }}
 {{- end }}
 
-{{/* The secret fields a tenant may read from a file. */}}
+{{/* The listener's scheme, which also names its ports: http, or https with tls. */}}
+{{- define "sidekey.scheme" -}}
+{{- if eq (include "sidekey.tlsMode" .) "off" }}http{{ else }}https{{ end }}
+{{- end }}
+
+{{/* Where tls.existingSecret (tls.crt, tls.key) is mounted for tls.mode files. */}}
+{{- define "sidekey.tlsDir" -}}/run/secrets/sidekey-tls{{- end }}
+
+{{/* The container port answering ACME HTTP-01 challenges (the Service's port 80). */}}
+{{- define "sidekey.acmeHTTPPort" -}}8081{{- end }}
+
+{{/*
+The default public_url: the Service's address, or with tls.mode acme the
+first domain (its certificate is validated on port 443 of that name).
+*/}}
+{{- define "sidekey.publicURL" -}}
+{{- $url := printf "%s://%s.%s.svc:%d" (include "sidekey.scheme" .) (include "sidekey.fullname" .) .Release.Namespace (int .Values.service.port) }}
+{{- if eq (include "sidekey.tlsMode" .) "acme" }}
+{{- with (.Values.config.tls.domains | default list) }}{{ $url = printf "https://%s" (first .) }}{{ end }}
+{{- end }}
+{{- .Values.config.public_url | default $url | trimSuffix "/" }}
+{{- end }}
+
+{{/* The secret fields a tenant or an app may read from a file. */}}
 {{- define "sidekey.tenantSecretFields" -}}client_secret refresh_token token shop_secret{{- end }}
+
+{{/* The config sections whose blocks have secret fields, and each one's key prefix in the chart's Secret. */}}
+{{- define "sidekey.secretSections" -}}
+tenants: tenant
+apps: app
+{{- end }}
 
 {{/*
 sidekey.secretRefs: the secret files, as YAML
   {storeKey: KEY, redisPassword: KEY, adminToken: KEY,
-   tenants: {NAME: {FIELD: KEY}}, callerKeys: {NAME: KEY}}
+   tenants: {NAME: {FIELD: KEY}}, apps: {NAME: {FIELD: KEY}}, callerKeys: {NAME: KEY}}
 where KEY is the key in the mounted Secret (and so the file name). With
 existingSecret the keys are the user's; otherwise the chart names them and
 secretData holds the values.
 */}}
 {{- define "sidekey.secretRefs" -}}
-{{- $refs := dict "tenants" dict "callerKeys" dict }}
+{{- $refs := dict "tenants" dict "apps" dict "callerKeys" dict }}
+{{- $sections := include "sidekey.secretSections" . | fromYaml }}
 {{- if .Values.existingSecret.name }}
 {{- $k := .Values.existingSecret.keys }}
 {{- range $f := list "storeKey" "redisPassword" "adminToken" }}
 {{- with index $k $f }}{{ $_ := set $refs $f . }}{{ end }}
 {{- end }}
-{{- range $tenant, $fields := $k.tenants }}
+{{- range $section, $prefix := $sections }}
+{{- range $block, $fields := index $k $section }}
 {{- range $field, $key := $fields }}
 {{- if $key }}
-{{- $t := get $refs.tenants $tenant | default dict }}
-{{- $_ := set $t $field $key }}
-{{- $_ := set $refs.tenants $tenant $t }}
+{{- $b := get (index $refs $section) $block | default dict }}
+{{- $_ := set $b $field $key }}
+{{- $_ := set (index $refs $section) $block $b }}
+{{- end }}
 {{- end }}
 {{- end }}
 {{- end }}
@@ -103,12 +137,14 @@ secretData holds the values.
 {{- if $s.storeKey }}{{ $_ := set $refs "storeKey" "store-key" }}{{ end }}
 {{- if $s.redisPassword }}{{ $_ := set $refs "redisPassword" "redis-password" }}{{ end }}
 {{- if $s.adminToken }}{{ $_ := set $refs "adminToken" "admin-token" }}{{ end }}
-{{- range $tenant, $fields := $s.tenants }}
+{{- range $section, $prefix := $sections }}
+{{- range $block, $fields := index $s $section }}
 {{- range $field, $value := $fields }}
 {{- if $value }}
-{{- $t := get $refs.tenants $tenant | default dict }}
-{{- $_ := set $t $field (printf "tenant.%s.%s" $tenant $field) }}
-{{- $_ := set $refs.tenants $tenant $t }}
+{{- $b := get (index $refs $section) $block | default dict }}
+{{- $_ := set $b $field (printf "%s.%s.%s" $prefix $block $field) }}
+{{- $_ := set (index $refs $section) $block $b }}
+{{- end }}
 {{- end }}
 {{- end }}
 {{- end }}
@@ -126,9 +162,11 @@ secretData holds the values.
 {{- if $s.storeKey }}{{ $_ := set $data "store-key" $s.storeKey }}{{ end }}
 {{- if $s.redisPassword }}{{ $_ := set $data "redis-password" $s.redisPassword }}{{ end }}
 {{- if $s.adminToken }}{{ $_ := set $data "admin-token" $s.adminToken }}{{ end }}
-{{- range $tenant, $fields := $s.tenants }}
+{{- range $section, $prefix := include "sidekey.secretSections" . | fromYaml }}
+{{- range $block, $fields := index $s $section }}
 {{- range $field, $value := $fields }}
-{{- if $value }}{{ $_ := set $data (printf "tenant.%s.%s" $tenant $field) $value }}{{ end }}
+{{- if $value }}{{ $_ := set $data (printf "%s.%s.%s" $prefix $block $field) $value }}{{ end }}
+{{- end }}
 {{- end }}
 {{- end }}
 {{- range $caller, $value := $s.callerKeys }}
@@ -150,9 +188,20 @@ secretData holds the values.
 {{- $refs := include "sidekey.secretRefs" . | fromYaml }}
 {{- $_ := set $cfg "listen" "0.0.0.0:8080" }}
 {{- $_ := set $cfg "public_url" (include "sidekey.publicURL" .) }}
+{{- $mode := include "sidekey.tlsMode" . }}
+{{- $tls := $cfg.tls | default dict }}
+{{- $_ := set $tls "mode" $mode }}
+{{- if eq $mode "files" }}
+{{- $_ := set $tls "cert_file" (printf "%s/tls.crt" (include "sidekey.tlsDir" .)) }}
+{{- $_ := set $tls "key_file" (printf "%s/tls.key" (include "sidekey.tlsDir" .)) }}
+{{- else if eq $mode "acme" }}
+{{- $_ := set $tls "http_challenge_port" (include "sidekey.acmeHTTPPort" . | int) }}
+{{- end }}
+{{- $_ := set $cfg "tls" $tls }}
 {{- $storage := $cfg.storage | default dict }}
 {{- $_ := set $storage "type" ($storage.type | default "file") }}
-{{- if eq $storage.type "file" }}
+{{- if or (eq $storage.type "file") (eq $mode "acme") }}
+{{- /* The file store, and certmagic's {storage.path}/acme. */}}
 {{- $_ := set $storage "path" "/data" }}
 {{- end }}
 {{- if ne $storage.type "redis" }}
@@ -170,10 +219,12 @@ secretData holds the values.
 {{- with $refs.adminToken }}
 {{- $_ := set $cfg "admin_token_file" (printf "%s/%s" $dir .) }}
 {{- end }}
-{{- range $tenant, $fields := $refs.tenants }}
-{{- $t := index $cfg.tenants $tenant }}
+{{- range $section, $prefix := include "sidekey.secretSections" . | fromYaml }}
+{{- range $block, $fields := index $refs $section }}
+{{- $b := index (index $cfg $section) $block }}
 {{- range $field, $key := $fields }}
-{{- $_ := set $t (printf "%s_file" $field) (printf "%s/%s" $dir $key) }}
+{{- $_ := set $b (printf "%s_file" $field) (printf "%s/%s" $dir $key) }}
+{{- end }}
 {{- end }}
 {{- end }}
 {{- range $caller, $key := $refs.callerKeys }}
@@ -184,6 +235,9 @@ secretData holds the values.
 {{- end }}
 {{- if not $cfg.allow_unauthenticated }}
 {{- $_ := unset $cfg "allow_unauthenticated" }}
+{{- end }}
+{{- if not $cfg.apps }}
+{{- $_ := unset $cfg "apps" }}
 {{- end }}
 {{- toYaml $cfg }}
 {{- end }}

@@ -39,6 +39,13 @@ misbehave in a cluster. It prints nothing.
 {{- if not (or $hasHash $hasKey) }}
 {{- fail (printf "\n\nsidekey: caller %q needs config.callers.%s.key_sha256 or secrets.callerKeys.%s (existingSecret.keys.callerKeys.%s)." $name $name $name $name) }}
 {{- end }}
+{{- range $section := list "tenants" "apps" }}
+{{- range (get ($caller | default dict) $section | default list) }}
+{{- if not (hasKey ((index $cfg $section) | default dict) .) }}
+{{- fail (printf "\n\nsidekey: config.callers.%s.%s names %q, but config.%s.%s is not configured." $name $section . $section .) }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- range $name, $_ := $refs.callerKeys }}
 {{- if not (hasKey ($cfg.callers | default dict) $name) }}
@@ -46,21 +53,69 @@ misbehave in a cluster. It prints nothing.
 {{- end }}
 {{- end }}
 
-{{- /* Tenant secrets must belong to a configured tenant. */}}
+{{- /* Tenant and app secrets must belong to a configured tenant or app. */}}
 {{- $fields := include "sidekey.tenantSecretFields" . | splitList " " }}
-{{- range $name, $secret := $refs.tenants }}
-{{- if not (index ($cfg.tenants | default dict) $name) }}
-{{- fail (printf "\n\nsidekey: tenant secrets are set for %q, but config.tenants.%s is not configured." $name $name) }}
+{{- range $section, $prefix := include "sidekey.secretSections" . | fromYaml }}
+{{- range $name, $secret := index $refs $section }}
+{{- if not (index ((index $cfg $section) | default dict) $name) }}
+{{- fail (printf "\n\nsidekey: %s secrets are set for %q, but config.%s.%s is not configured." $prefix $name $section $name) }}
 {{- end }}
 {{- range $field, $_ := $secret }}
 {{- if not (has $field $fields) }}
-{{- fail (printf "\n\nsidekey: tenant secret field %q of %q is unknown; use one of %s." $field $name (join ", " $fields)) }}
+{{- fail (printf "\n\nsidekey: %s secret field %q of %q is unknown; use one of %s." $prefix $field $name (join ", " $fields)) }}
+{{- end }}
 {{- end }}
 {{- end }}
 {{- end }}
 
+{{- /* A tenant's app must exist (sidekey refuses to start otherwise). */}}
+{{- range $name, $tenant := $cfg.tenants }}
+{{- with ($tenant | default dict).app }}
+{{- if not (index ($cfg.apps | default dict) .) }}
+{{- fail (printf "\n\nsidekey: config.tenants.%s.app is %q, but config.apps.%s is not configured." $name . .) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- include "sidekey.validateTLS" . }}
+
 {{- /* One source of secrets: values or an existing Secret, never both. */}}
 {{- if and .Values.existingSecret.name (ne (include "sidekey.secretData" .) "{}") }}
 {{- fail "\n\nsidekey: existingSecret.name is set, so the chart creates no Secret; move the values under secrets.* into that Secret and name their keys in existingSecret.keys." }}
+{{- end }}
+{{- end }}
+
+{{/*
+sidekey.validateTLS fails the render for config.tls settings the chart
+cannot serve. It prints nothing.
+*/}}
+{{- define "sidekey.validateTLS" -}}
+{{- $mode := include "sidekey.tlsMode" . }}
+{{- $tls := .Values.config.tls | default dict }}
+{{- if not (has $mode (list "off" "files" "acme")) }}
+{{- fail (printf "\n\nsidekey: config.tls.mode is %q; use \"off\", files or acme." $mode) }}
+{{- end }}
+{{- if $tls.ca_root_file }}
+{{- fail "\n\nsidekey: not supported by the chart yet: config.tls.ca_root_file (mounting a private ACME CA's roots).\nUse an ACME CA the system roots trust, or tls.mode=files with a certificate issued by your CA (e.g. cert-manager) in tls.existingSecret." }}
+{{- end }}
+{{- if and .Values.tls.existingSecret (ne $mode "files") }}
+{{- fail (printf "\n\nsidekey: tls.existingSecret is only used with config.tls.mode=files (got %q)." $mode) }}
+{{- end }}
+{{- if and (eq $mode "files") (not .Values.tls.existingSecret) }}
+{{- fail "\n\nsidekey: config.tls.mode=files needs tls.existingSecret: a kubernetes.io/tls Secret (tls.crt, tls.key), e.g. one cert-manager keeps renewed.\nThe chart mounts it at /run/secrets/sidekey-tls; sidekey picks up renewed files by itself." }}
+{{- end }}
+{{- if eq $mode "acme" }}
+{{- if not $tls.domains }}
+{{- fail "\n\nsidekey: config.tls.mode=acme needs config.tls.domains: the names to obtain certificates for." }}
+{{- end }}
+{{- if not $tls.email }}
+{{- fail "\n\nsidekey: config.tls.mode=acme needs config.tls.email: the ACME account's contact, which the CA requires." }}
+{{- end }}
+{{- if or (gt (int .Values.replicaCount) 1) .Values.autoscaling.enabled }}
+{{- fail "\n\nsidekey: not supported by the chart yet: config.tls.mode=acme with more than one replica or autoscaling.\nEach replica keeps its own ACME state, so the CA's challenge can land on a replica that did not ask for it.\nUse tls.mode=files with a certificate from cert-manager (tls.existingSecret), or replicaCount=1." }}
+{{- end }}
+{{- if and .Values.networkPolicy.enabled (not .Values.networkPolicy.extraFrom) }}
+{{- fail "\n\nsidekey: config.tls.mode=acme: the ACME CA must reach sidekey (TLS-ALPN-01 on port 443, HTTP-01 on port 80 of each domain), but the NetworkPolicy admits only labelled pods.\nAdd the CA's way in to networkPolicy.extraFrom (e.g. - ipBlock: {cidr: 0.0.0.0/0} behind a LoadBalancer), or set networkPolicy.enabled=false." }}
+{{- end }}
 {{- end }}
 {{- end }}
