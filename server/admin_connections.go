@@ -185,9 +185,10 @@ func (s *Server) createConnection(w http.ResponseWriter, r *http.Request) {
 	}
 	s.conns.forget(req.Tenant)
 	s.log.Info("connection created", zap.String("tenant", req.Tenant), zap.String("app", req.App))
-	v, err := s.view(r, req.Tenant)
-	if err != nil {
-		v = &connectionView{Name: req.Tenant, Source: "connection", App: req.App}
-	}
-	writeJSON(w, http.StatusCreated, v)
+	// Not loaded until its first request: creating many connections costs
+	// store space, not engines.
+	writeJSON(w, http.StatusCreated, &connectionView{
+		Name: req.Tenant, Source: "connection", App: req.App, Params: &c.Params, Created: &c.Created,
+		Provider: t.spec.Provider, State: "connected",
+	})
 }

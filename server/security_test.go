@@ -51,11 +51,11 @@ func TestNoRequestSmuggling(t *testing.T) {
 	addr := strings.TrimPrefix(r.base, "http://")
 	smuggled := "GET /admin HTTP/1.1\r\nHost: x\r\n\r\n"
 	attacks := map[string]string{
-		"CL.TE": "POST /shop/v1/echo/a HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled,
-		"TE.CL": "POST /shop/v1/echo/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 60\r\n\r\n0\r\n\r\n" + smuggled,
-		"CL.CL": "POST /shop/v1/echo/a HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 40\r\n\r\n" + smuggled,
+		"CL.TE":         "POST /shop/v1/echo/a HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled,
+		"TE.CL":         "POST /shop/v1/echo/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 60\r\n\r\n0\r\n\r\n" + smuggled,
+		"CL.CL":         "POST /shop/v1/echo/a HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 40\r\n\r\n" + smuggled,
 		"TE obfuscated": "POST /shop/v1/echo/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\nContent-Length: 0\r\n\r\n" + smuggled,
-		"obs-fold": "GET /shop/v1/echo/a HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n Transfer-Encoding: chunked\r\n\r\n" + smuggled,
+		"obs-fold":      "GET /shop/v1/echo/a HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n Transfer-Encoding: chunked\r\n\r\n" + smuggled,
 	}
 	for name, raw := range attacks {
 		before := sim.APIRequests()

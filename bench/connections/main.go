@@ -1,0 +1,248 @@
+// Command connections measures sidekey with many tenants: N connections
+// stored under one app, of which A are active (engine.max_active = A). It
+// reports the process's memory, the latency of requests to loaded tenants,
+// and the latency of the first request to an evicted tenant (load from the
+// store, token from the store, no platform round trip).
+//
+// sidekey, the SimpleStore simulator and the load run in this one process
+// on loopback; memory is read before and after, so the figures are what the
+// connections add. The memory store is used: it keeps all N sealed records
+// in process memory (a file or Redis store would keep them out of it), so
+// the RSS figure is an upper bound.
+//
+//	go run ./bench/connections -n 100000 -active 10000
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sidekey/sidekey/bench/internal/procstat"
+	"github.com/sidekey/sidekey/config"
+	"github.com/sidekey/sidekey/providers/providertest"
+	"github.com/sidekey/sidekey/server"
+)
+
+func main() {
+	n := flag.Int("n", 100000, "connections in the store")
+	active := flag.Int("active", 10000, "engine.max_active (and the size of the active set)")
+	requests := flag.Int("requests", 50000, "requests to loaded tenants for the latency figures")
+	conc := flag.Int("c", 16, "concurrent clients")
+	heapProfile = flag.String("heapprofile", "", "write a heap profile here at the end")
+	flag.Parse()
+	if err := run(*n, *active, *requests, *conc); err != nil {
+		log.Fatal(err)
+	}
+}
+
+var heapProfile *string
+
+func run(n, active, requests, conc int) error {
+	sim := providertest.NewSimpleStore(providertest.SimOptions{ClientID: "bench", ClientSecret: "bench-secret"})
+	defer sim.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	off := false
+	cfg := &config.Config{
+		Listen:  ln.Addr().String(),
+		Storage: config.Storage{Type: "memory"},
+		Log:     config.Log{Level: "error", AccessLog: &off},
+		Engine:  config.Engine{MaxActive: active},
+		Apps: map[string]*config.Tenant{"simple": {Provider: "simplestore", ClientID: "bench", ClientSecret: "bench-secret",
+			TokenURL: sim.TokenURL(), APIURL: sim.APIURL()}},
+	}
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	srv, err := server.New(server.Options{Config: cfg})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = srv.RunListener(ctx, ln) }()
+	base := "http://" + ln.Addr().String()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conc * 2}}
+
+	runtime.GC()
+	before := sample()
+	t0 := time.Now()
+	err = parallel(n, conc, func(i int) error {
+		body := fmt.Sprintf(`{"tenant":"shop-%d","app":"simple"}`, i)
+		resp, err := client.Post(base+"/_sidekey/admin/connections", "application/json", strings.NewReader(body))
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			b, _ := io.ReadAll(resp.Body)
+			return fmt.Errorf("create shop-%d: %s %s", i, resp.Status, b)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	created := time.Since(t0)
+	runtime.GC()
+	stored := sample()
+
+	// Warm the active set: one request each (a token fetch each).
+	get := func(i int) (time.Duration, error) {
+		start := time.Now()
+		resp, err := client.Get(fmt.Sprintf("%s/shop-%d/v1/cart/1", base, i))
+		if err != nil {
+			return 0, err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return 0, fmt.Errorf("shop-%d: %s", i, resp.Status)
+		}
+		return time.Since(start), nil
+	}
+	var mu sync.Mutex
+	var first []time.Duration
+	if err := parallel(active, conc, func(i int) error {
+		d, err := get(i)
+		mu.Lock()
+		first = append(first, d)
+		mu.Unlock()
+		return err
+	}); err != nil {
+		return err
+	}
+	runtime.GC()
+	warm := sample()
+
+	// Latency of loaded tenants.
+	var loaded []time.Duration
+	if err := parallel(requests, conc, func(i int) error {
+		d, err := get((i * 7919) % active)
+		mu.Lock()
+		loaded = append(loaded, d)
+		mu.Unlock()
+		return err
+	}); err != nil {
+		return err
+	}
+
+	// Evict the first half of the active set by touching as many others,
+	// then measure their first request again: load from the store, token
+	// from the store.
+	half := active / 2
+	if err := parallel(half, conc, func(i int) error { _, err := get(active + i); return err }); err != nil {
+		return err
+	}
+	tokensBefore := sim.TokenRequests()
+	var reloaded []time.Duration
+	if err := parallel(min(half, 5000), conc, func(i int) error {
+		d, err := get(i)
+		mu.Lock()
+		reloaded = append(reloaded, d)
+		mu.Unlock()
+		return err
+	}); err != nil {
+		return err
+	}
+	extraTokens := sim.TokenRequests() - tokensBefore
+	runtime.GC()
+	end := sample()
+
+	var out bytes.Buffer
+	fmt.Fprintf(&out, "connections: %d stored, engine.max_active %d, %d clients, %s/%s, %d cores\n\n", n, active, conc, runtime.GOOS, runtime.GOARCH, runtime.NumCPU())
+	fmt.Fprintf(&out, "| figure | value |\n| --- | --- |\n")
+	fmt.Fprintf(&out, "| create %d connections (admin API) | %.1f s (%.0f/s) |\n", n, created.Seconds(), float64(n)/created.Seconds())
+	fmt.Fprintf(&out, "| RSS added by %d stored connections (memory store) | %.1f MiB |\n", n, mib(stored.rss-before.rss))
+	fmt.Fprintf(&out, "| RSS added by %d active engines | %.1f MiB (%.1f KiB each) |\n", active, mib(warm.rss-stored.rss), float64(warm.rss-stored.rss)/1024/float64(active))
+	fmt.Fprintf(&out, "| Go heap in use at the end | %.1f MiB |\n", mib(end.heap))
+	fmt.Fprintf(&out, "| first request, never-loaded tenant (store + token request) | p50 %s, p99 %s |\n", pct(first, 50), pct(first, 99))
+	fmt.Fprintf(&out, "| request to a loaded tenant | p50 %s, p99 %s, p99.9 %s |\n", pct(loaded, 50), pct(loaded, 99), pct(loaded, 99.9))
+	fmt.Fprintf(&out, "| first request after eviction (store load, stored token) | p50 %s, p99 %s; %d token requests for %d reloads |\n", pct(reloaded, 50), pct(reloaded, 99), extraTokens, len(reloaded))
+	fmt.Fprintf(&out, "| peak RSS (VmHWM) | %.1f MiB |\n", mib(end.hwm))
+	if *heapProfile != "" {
+		f, err := os.Create(*heapProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.WriteHeapProfile(f); err != nil {
+			return err
+		}
+	}
+	_, err = os.Stdout.Write(out.Bytes())
+	return err
+}
+
+type mem struct{ rss, hwm, heap int64 }
+
+func sample() mem {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	s, _ := procstat.Read(os.Getpid())
+	return mem{rss: s.RSS, hwm: s.HWM, heap: int64(ms.HeapInuse)}
+}
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+// parallel runs fn(0..n-1) on conc goroutines and returns the first error.
+func parallel(n, conc int, fn func(i int) error) error {
+	next := make(chan int)
+	errc := make(chan error, conc)
+	var wg sync.WaitGroup
+	for range conc {
+		wg.Go(func() {
+			for i := range next {
+				if err := fn(i); err != nil {
+					errc <- err
+					return
+				}
+			}
+		})
+	}
+	var err error
+feed:
+	for i := range n {
+		select {
+		case next <- i:
+		case err = <-errc:
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if err == nil {
+		select {
+		case err = <-errc:
+		default:
+		}
+	}
+	return err
+}
+
+// pct returns the p-th percentile of ds, rounded for reading.
+func pct(ds []time.Duration, p float64) string {
+	if len(ds) == 0 {
+		return "-"
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := min(len(s)-1, int(float64(len(s))*p/100))
+	return s[i].Round(10 * time.Microsecond).String()
+}
