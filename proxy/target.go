@@ -22,6 +22,7 @@ var (
 	errBadTenant     = errors.New("tenant name must match [a-z0-9][a-z0-9._-]*")
 	errDotSegment    = errors.New("path must not contain '.' or '..' segments")
 	errBadEscape     = errors.New("path contains an invalid percent-escape")
+	errControlChar   = errors.New("request target contains a control character")
 )
 
 // parseTarget splits a request's RequestURI into tenant, escaped rest path
@@ -32,6 +33,12 @@ var (
 func parseTarget(requestURI string) (target, error) {
 	if !strings.HasPrefix(requestURI, "/") {
 		return target{}, errNotOriginForm
+	}
+	for i := 0; i < len(requestURI); i++ {
+		if c := requestURI[i]; c < 0x20 || c == 0x7f {
+			// net/http refuses these already; never forward one.
+			return target{}, errControlChar
+		}
 	}
 	path, query, _ := strings.Cut(requestURI, "?")
 	name, rest, _ := strings.Cut(path[1:], "/")
