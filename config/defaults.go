@@ -78,6 +78,7 @@ func (c *Config) SetDefaults() {
 
 	setDefault(&c.Engine.FetchTimeout, defaultFetchTimeout)
 	setDefault(&c.Engine.MaxActive, defaultMaxActive)
+	setDefault(&c.Engine.IdleRefresh, Duration(24*time.Hour))
 
 	u := &c.Upstream
 	setDefault(&u.DialTimeout, defaultDialTimeout)

@@ -134,6 +134,11 @@ type Engine struct {
 	// MaxActive bounds the number of tenants whose engines are held in
 	// memory. Default 10000.
 	MaxActive int `yaml:"max_active"`
+	// IdleRefresh is how long a connection's token may sit unused in the
+	// store before a low-rate background sweep refreshes it, so that an
+	// idle tenant's refresh token (on platforms whose refresh tokens expire
+	// when unused) does not silently die. Default 24h.
+	IdleRefresh Duration `yaml:"idle_refresh"`
 }
 
 // Upstream tunes the outbound transport.

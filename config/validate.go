@@ -94,6 +94,7 @@ func (c *Config) validateTuning(ps *Problems) {
 		{"upstream.tls_handshake_timeout", c.Upstream.TLSHandshakeTimeout},
 		{"upstream.response_header_timeout", c.Upstream.ResponseHeaderTimeout},
 		{"upstream.idle_conn_timeout", c.Upstream.IdleConnTimeout},
+		{"engine.idle_refresh", c.Engine.IdleRefresh},
 		{"shutdown_timeout", c.ShutdownTimeout},
 	}
 	for _, p := range positive {

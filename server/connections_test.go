@@ -196,3 +196,45 @@ func TestManyConnectionsFewEngines(t *testing.T) {
 		t.Errorf("%d token requests for %d connections; want at most one each", tr, n)
 	}
 }
+
+// TestIdleConnectionsAreRenewed: connections nobody uses are renewed by the
+// sweep once their token is older than engine.idle_refresh, so a refresh
+// token that lapses when unused never does; fresh ones are left alone.
+func TestIdleConnectionsAreRenewed(t *testing.T) {
+	hip := providertest.NewStoreHippo(providertest.SimOptions{ClientID: clientID, ClientSecret: clientSecret})
+	t.Cleanup(hip.Close)
+	storage := fileStore(t)
+	cfg := func() *config.Config {
+		return &config.Config{Storage: storage, Apps: map[string]*config.Tenant{
+			"hippo-app": {Provider: "storehippo", ClientID: clientID, ClientSecret: clientSecret, Scopes: []string{"read_products"},
+				AuthURL: hip.AuthURL(), TokenURL: hip.TokenURL(), APIURL: hip.APIURL()},
+		}}
+	}
+	r := start(t, cfg(), nil)
+	connect(t, r.base, "hippo-app", "idle-a", "store=a")
+	connect(t, r.base, "hippo-app", "idle-b", "store=b")
+	if err := r.stop(); err != nil {
+		t.Fatal(err)
+	}
+	r = start(t, cfg(), nil) // nothing loaded: both are idle
+	ctx := context.Background()
+	if n := r.srv.SweepIdle(ctx, time.Now().Add(-time.Hour)); n != 0 {
+		t.Errorf("renewed %d fresh connections; want 0", n)
+	}
+	before := hip.RefreshRequests()
+	if n := r.srv.SweepIdle(ctx, time.Now().Add(time.Minute)); n != 2 {
+		t.Errorf("renewed %d idle connections; want 2", n)
+	}
+	if got := hip.RefreshRequests() - before; got != 2 {
+		t.Errorf("%d refresh requests; want 2", got)
+	}
+	for _, name := range []string{"idle-a", "idle-b"} {
+		if got := get(t, r.base+"/"+name+"/entity/ms.products"); got.status != 200 {
+			t.Errorf("%s after renewal: %d %s", name, got.status, got.body)
+		}
+	}
+	m := get(t, r.base+"/_sidekey/metrics").body
+	if !strings.Contains(m, "sidekey_idle_renewals_total 2") {
+		t.Error("metrics lack sidekey_idle_renewals_total 2")
+	}
+}

@@ -20,6 +20,7 @@ type metrics struct {
 	waits         *prometheus.CounterVec
 	waitSeconds   *prometheus.CounterVec
 	loads         prometheus.Counter
+	sweeps        prometheus.Counter
 	evictions     prometheus.Counter
 	fetches       *prometheus.CounterVec
 	fetchDuration *prometheus.HistogramVec
@@ -65,6 +66,10 @@ func newMetrics(status func() map[string]tenantStatus) *metrics {
 			Name: "sidekey_engine_loads_total",
 			Help: "Connections loaded from the store into memory (first use, or use after eviction).",
 		}),
+		sweeps: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sidekey_idle_renewals_total",
+			Help: "Idle connections whose token the background sweep renewed (engine.idle_refresh).",
+		}),
 		evictions: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sidekey_engine_evictions_total",
 			Help: "Connection engines evicted from memory by the engine.max_active bound.",
@@ -79,7 +84,7 @@ func newMetrics(status func() map[string]tenantStatus) *metrics {
 			Buckets: prometheus.DefBuckets,
 		}, []string{"tenant"}),
 	}
-	m.reg.MustRegister(m.requests, m.duration, m.waits, m.waitSeconds, m.loads, m.evictions, m.fetches, m.fetchDuration,
+	m.reg.MustRegister(m.requests, m.duration, m.waits, m.waitSeconds, m.loads, m.sweeps, m.evictions, m.fetches, m.fetchDuration,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&tokenCollector{status: status},

@@ -126,6 +126,7 @@ func New(opts Options) (*Server, error) {
 	var bg context.Context
 	bg, s.stopBackground = context.WithCancel(context.Background())
 	s.watchReplicas(bg)
+	go s.sweepIdle(bg)
 	s.ready.Store(true)
 	return s, nil
 }

@@ -189,6 +189,43 @@ func (s *StoredSource) fresh(stored *oauth2.Token) bool {
 	return s.last == nil || stored.AccessToken != s.last.AccessToken
 }
 
+// Renew refreshes the stored token now if it was obtained before
+// olderThan and has a refresh token, for tenants no engine keeps fresh (an
+// idle connection). It reports whether it refreshed: false when there is
+// nothing to renew, or another replica renewed it first.
+func (s *StoredSource) Renew(ctx context.Context, olderThan time.Time) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	unlock, err := s.opts.Storage.Lock(ctx, "locks/"+s.opts.Key)
+	if err != nil {
+		return false, fmt.Errorf("tokensource: %s: locking the stored token: %w", s.opts.Name, err)
+	}
+	defer unlock()
+	prev, raw, err := s.load(ctx)
+	if err != nil || prev == nil || prev.RefreshToken == "" {
+		return false, err
+	}
+	if obtained, ok := prev.Extra(ObtainedExtra).(time.Time); ok && !obtained.Before(olderThan) {
+		return false, nil
+	}
+	tok, err := s.opts.Fetch(ctx, prev)
+	if err != nil {
+		if s.opts.Final != nil && s.opts.Final(err) {
+			s.dropRefreshToken(ctx, prev, raw)
+		}
+		return false, err
+	}
+	if tok.RefreshToken == "" {
+		tok = withRefreshToken(tok, prev.RefreshToken)
+	}
+	swapped, err := s.swap(ctx, raw, tok)
+	if err != nil {
+		s.pending, s.pendingOld = tok, raw
+		return false, err
+	}
+	return swapped, nil
+}
+
 // Save stores tok as the tenant's token (after a consent exchange),
 // replacing whatever was stored.
 func (s *StoredSource) Save(ctx context.Context, tok *oauth2.Token) error {
@@ -305,4 +342,15 @@ func withRefreshToken(tok *oauth2.Token, rt string) *oauth2.Token {
 	c := *tok
 	c.RefreshToken = rt
 	return &c
+}
+
+// StoredAge reads a stored token record (as a StoredSource writes it) and
+// reports when its token was obtained and whether it holds a refresh token,
+// so a sweeper can pick idle tenants without decoding more.
+func StoredAge(b []byte) (obtained time.Time, renewable bool, err error) {
+	var r record
+	if err := json.Unmarshal(b, &r); err != nil {
+		return time.Time{}, false, fmt.Errorf("tokensource: the stored token is not readable: %w", err)
+	}
+	return r.Obtained, r.RefreshToken != "", nil
 }
