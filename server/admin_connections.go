@@ -13,7 +13,9 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/sidekey/sidekey/config"
 	"github.com/sidekey/sidekey/proxy"
+	"github.com/sidekey/sidekey/tokensource"
 )
 
 // connectionView is what the admin API shows of a tenant: where it comes
@@ -44,30 +46,63 @@ func stateOf(st tenantStatus) string {
 	}
 }
 
-// view describes tenant name (loading a connection if needed).
+// view describes tenant name. A connection that is not in memory is
+// described from the store, without loading it: listing many connections
+// must not push the active ones out of the engine LRU.
 func (s *Server) view(r *http.Request, name string) (*connectionView, error) {
-	t, ok := s.tenantNamed(name)
-	if !ok {
-		return nil, errUnknownTenant
+	if t, ok := s.live.Load().tenants[name]; ok {
+		v := &connectionView{Name: name, Source: "config", App: t.conf.App, Provider: t.spec.Provider}
+		v.Status = s.tenantStatus(name, t)
+		v.State = stateOf(v.Status)
+		return v, nil
 	}
-	v := &connectionView{Name: name, Source: "config", App: t.conf.App, Provider: t.spec.Provider}
-	if _, configured := s.live.Load().tenants[name]; !configured {
-		c, err := s.readConnection(r.Context(), name)
-		if err != nil {
-			return nil, err
+	c, err := s.readConnection(r.Context(), name)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, errUnknownTenant
 		}
-		created := c.Created
-		v.Source, v.App, v.Params, v.Created = "connection", c.App, &c.Params, &created
+		return nil, err
 	}
-	v.Status = s.tenantStatus(name, t)
-	v.State = stateOf(v.Status)
-	if t.stored != nil && v.State == "connected" && !v.Status.Valid {
-		// Not in use yet: look at the stored token itself.
-		if tok, err := t.stored.Stored(r.Context()); err != nil || tok == nil {
-			if t.spec.AuthCode != nil {
-				v.State = "consent_required"
-			}
+	created := c.Created
+	v := &connectionView{Name: name, Source: "connection", App: c.App, Params: &c.Params, Created: &created}
+	app := s.live.Load().cfg.Apps[c.App]
+	if app != nil {
+		v.Provider = app.Provider
+	}
+	if t, ok := s.conns.loaded.Peek(name); ok {
+		v.Status = s.tenantStatus(name, t)
+		v.State = stateOf(v.Status)
+		return v, nil
+	}
+	v.Status.Provider, v.Status.State = v.Provider, "not_loaded"
+	b, err := s.store.Load(r.Context(), tokenKey(name))
+	if errors.Is(err, fs.ErrNotExist) {
+		v.State = "connected" // a client-credentials token comes on first use
+		if app == nil || needsConsent(app) {
+			v.State = "consent_required"
 		}
+		return v, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	info, err := tokensource.ReadStoredInfo(b)
+	if err != nil {
+		v.State = "error"
+		return v, nil
+	}
+	obtained := info.Obtained.UTC()
+	v.Status.LastRefresh = &obtained
+	if !info.Expiry.IsZero() {
+		exp := info.Expiry.UTC()
+		v.Status.Expiry = &exp
+	}
+	v.Status.Valid = info.Expiry.IsZero() || s.now().Before(info.Expiry)
+	switch {
+	case v.Status.Valid || info.Renewable:
+		v.State = "connected"
+	default:
+		v.State = "consent_required"
 	}
 	return v, nil
 }
@@ -191,4 +226,16 @@ func (s *Server) createConnection(w http.ResponseWriter, r *http.Request) {
 		Name: req.Tenant, Source: "connection", App: req.App, Params: &c.Params, Created: &c.Created,
 		Provider: t.spec.Provider, State: "connected",
 	})
+}
+
+// needsConsent reports whether tenants of app get their tokens through a
+// consent flow.
+func needsConsent(app *config.Tenant) bool {
+	switch app.Provider {
+	case "istores", "storehippo", "scayle":
+		return true
+	case "oauth2":
+		return app.Grant == "authorization_code"
+	}
+	return false
 }

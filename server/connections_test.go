@@ -154,6 +154,15 @@ func TestManyConnectionsFewEngines(t *testing.T) {
 			t.Fatalf("create shop-%d: %d %s", i, got.status, got.body)
 		}
 	}
+	// Listing every connection reads the store; it loads no engine.
+	page := get(t, r.base+"/_sidekey/admin/connections?limit=1000")
+	if page.status != 200 || strings.Count(page.body, `"source": "connection"`) != 1000 {
+		t.Fatalf("list: %d, %d connections", page.status, strings.Count(page.body, `"source": "connection"`))
+	}
+	if m := get(t, r.base+"/_sidekey/metrics").body; !strings.Contains(m, "sidekey_engines_active 0") {
+		t.Error("listing connections loaded engines")
+	}
+
 	var failed, total atomic.Int64
 	var wg sync.WaitGroup
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}

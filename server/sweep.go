@@ -53,8 +53,8 @@ func (s *Server) SweepIdle(ctx context.Context, olderThan time.Time) int {
 		if err != nil {
 			continue // none yet, or gone
 		}
-		obtained, renewable, err := tokensource.StoredAge(b)
-		if err != nil || !renewable || !obtained.Before(olderThan) {
+		info, err := tokensource.ReadStoredInfo(b)
+		if err != nil || !info.Renewable || !info.Obtained.Before(olderThan) {
 			continue
 		}
 		select {
@@ -74,7 +74,7 @@ func (s *Server) SweepIdle(ctx context.Context, olderThan time.Time) int {
 		case done:
 			renewed++
 			s.metrics.sweeps.Inc()
-			s.log.Info("idle sweep: renewed an idle tenant's token", zap.String("tenant", name), zap.Time("obtained", obtained))
+			s.log.Info("idle sweep: renewed an idle tenant's token", zap.String("tenant", name), zap.Time("obtained", info.Obtained))
 		}
 	}
 	return renewed

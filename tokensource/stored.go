@@ -344,13 +344,20 @@ func withRefreshToken(tok *oauth2.Token, rt string) *oauth2.Token {
 	return &c
 }
 
-// StoredAge reads a stored token record (as a StoredSource writes it) and
-// reports when its token was obtained and whether it holds a refresh token,
-// so a sweeper can pick idle tenants without decoding more.
-func StoredAge(b []byte) (obtained time.Time, renewable bool, err error) {
+// StoredInfo is what a stored token record says without its secrets.
+type StoredInfo struct {
+	Obtained  time.Time // when the token was obtained
+	Expiry    time.Time // the access token's expiry; zero: none
+	Renewable bool      // a refresh token is stored
+}
+
+// ReadStoredInfo reads a stored token record (as a StoredSource writes it),
+// so that a sweeper or an admin listing can look at many tenants without
+// loading them.
+func ReadStoredInfo(b []byte) (StoredInfo, error) {
 	var r record
 	if err := json.Unmarshal(b, &r); err != nil {
-		return time.Time{}, false, fmt.Errorf("tokensource: the stored token is not readable: %w", err)
+		return StoredInfo{}, fmt.Errorf("tokensource: the stored token is not readable: %w", err)
 	}
-	return r.Obtained, r.RefreshToken != "", nil
+	return StoredInfo{Obtained: r.Obtained, Expiry: r.Expiry, Renewable: r.RefreshToken != ""}, nil
 }
