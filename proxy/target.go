@@ -23,6 +23,7 @@ var (
 	errDotSegment    = errors.New("path must not contain '.' or '..' segments")
 	errBadEscape     = errors.New("path contains an invalid percent-escape")
 	errControlChar   = errors.New("request target contains a control character")
+	errFragment      = errors.New("request target must not contain '#' (a fragment)")
 )
 
 // parseTarget splits a request's RequestURI into tenant, escaped rest path
@@ -35,9 +36,14 @@ func parseTarget(requestURI string) (target, error) {
 		return target{}, errNotOriginForm
 	}
 	for i := 0; i < len(requestURI); i++ {
-		if c := requestURI[i]; c < 0x20 || c == 0x7f {
+		switch c := requestURI[i]; {
+		case c < 0x20 || c == 0x7f:
 			// net/http refuses these already; never forward one.
 			return target{}, errControlChar
+		case c == '#':
+			// A request target has no fragment (RFC 9112 3.2); net/http
+			// would pass one on inside the query.
+			return target{}, errFragment
 		}
 	}
 	path, query, _ := strings.Cut(requestURI, "?")

@@ -14,7 +14,7 @@ import (
 func FuzzParseTarget(f *testing.F) {
 	for _, s := range []string{
 		"/acme/v1/cart/42?x=1", "/acme/../x", "/acme/%2e%2e/x", "/acme//evil/x", "/acme/a%2Fb",
-		"/acme/user@host", "http://evil/acme", "/acme\\..\\x", "/acme/%zz", "/a/b?c#d", "//x", "/acme",
+		"/acme/user@host", "http://evil/acme", "/acme\\..\\x", "/acme/%zz", "/a/b?c#d", "//x", "/acme", "/0?#%", "/0?\x00",
 	} {
 		f.Add(s)
 	}
