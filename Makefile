@@ -9,7 +9,7 @@ PKGS      := ./...
 
 .PHONY: test deps lint unit fuzz bench demo build
 
-test: deps lint unit fuzz chart docker-check ## everything CI runs
+test: deps lint fuzz chart docker-check unit ## everything CI runs (unit last: its summary closes the output)
 
 deps: ## what the tests need: Go modules, pinned Go tools, redis-server (apt-get as root)
 	@$(GO) mod download
@@ -22,8 +22,14 @@ lint: ## gofmt, go vet, staticcheck
 	$(GO) vet $(PKGS)
 	$(TOOLS) staticcheck $(PKGS)
 
-unit: ## all tests with the race detector
-	$(GO) test -race -count=1 -timeout 10m $(PKGS)
+unit: ## all tests with the race detector; the full -v log is in .cache/unit.log
+	@mkdir -p .cache
+	@echo "go test -race -count=1 -timeout 15m -v $(PKGS)"
+	@$(GO) test -race -count=1 -timeout 15m -v $(PKGS) > .cache/unit.log 2>&1; rc=$$?; \
+	  grep -E '^(ok|FAIL|panic:)|^--- FAIL' .cache/unit.log; \
+	  if [ $$rc -ne 0 ]; then echo "--- failing output ---"; grep -B2 -A30 -E '^\s*--- FAIL|^panic:|\[build failed\]' .cache/unit.log | head -400; fi; \
+	  echo "unit: $$(grep -c -- '--- PASS' .cache/unit.log) passed, $$(grep -c -- '--- FAIL' .cache/unit.log) failed, $$(grep -c -- '--- SKIP' .cache/unit.log) skipped"; \
+	  exit $$rc
 
 fuzz: ## a short run of every fuzz target (seeds also run in `unit`)
 	@set -e; for pkg in $$($(GO) list $(PKGS)); do \
