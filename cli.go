@@ -43,6 +43,7 @@ var errUsage = errors.New("usage")
 // its own line (exit code 1).
 type problemsError struct{ problems config.Problems }
 
+// Error lists the problems, one per line.
 func (e *problemsError) Error() string {
 	return "invalid configuration:\n" + e.problems.Error()
 }

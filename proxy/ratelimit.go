@@ -50,6 +50,7 @@ func newLimiter(rl RateLimit) *limiter {
 // rateLimitedError says how long the caller should wait before retrying.
 type rateLimitedError struct{ retryAfter time.Duration }
 
+// Error says when to retry.
 func (e *rateLimitedError) Error() string {
 	return "too many requests for this tenant: retry after " + e.retryAfter.Round(time.Second).String()
 }

@@ -54,7 +54,9 @@ func NewTransport(opts TransportOptions) *http.Transport {
 // the token error rather than upstream_unreachable.
 type tokenErr struct{ err error }
 
+// Error returns the token error's text.
 func (e *tokenErr) Error() string { return e.err.Error() }
+// Unwrap returns the token error.
 func (e *tokenErr) Unwrap() error { return e.err }
 
 // replayTransport sends the request and, when the upstream answers 401 to a
@@ -211,8 +213,10 @@ const copyBufferSize = 32 << 10
 
 var copyBuffers = sync.Pool{New: func() any { return new([copyBufferSize]byte) }}
 
+// Get lends a 32 KiB buffer.
 func (bufferPool) Get() []byte { return copyBuffers.Get().(*[copyBufferSize]byte)[:] }
 
+// Put takes a buffer back.
 func (bufferPool) Put(b []byte) {
 	if len(b) == copyBufferSize {
 		copyBuffers.Put((*[copyBufferSize]byte)(b))
@@ -227,6 +231,7 @@ type statusWriter struct {
 	bytes int64
 }
 
+// WriteHeader records the final status and sends it.
 func (w *statusWriter) WriteHeader(code int) {
 	if w.code == 0 && code >= 200 {
 		w.code = code
@@ -234,6 +239,7 @@ func (w *statusWriter) WriteHeader(code int) {
 	w.ResponseWriter.WriteHeader(code)
 }
 
+// Write counts the bytes sent.
 func (w *statusWriter) Write(b []byte) (int, error) {
 	if w.code == 0 {
 		w.code = http.StatusOK
