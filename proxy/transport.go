@@ -56,6 +56,7 @@ type tokenErr struct{ err error }
 
 // Error returns the token error's text.
 func (e *tokenErr) Error() string { return e.err.Error() }
+
 // Unwrap returns the token error.
 func (e *tokenErr) Unwrap() error { return e.err }
 
