@@ -5,10 +5,14 @@
 //     soon as the previous one is answered, which measures throughput at
 //     saturation;
 //   - open loop (Rate > 0): requests are due on a fixed schedule (request i
-//     at start + i/Rate) and each one's latency is measured from when it
-//     was due, not from when it was sent. A stalled server therefore
-//     charges every request that should have been sent meanwhile: the
-//     coordinated-omission correction of wrk2 and HdrHistogram.
+//     at start + i/Rate). A request that could not be sent when it was due,
+//     because every worker was still waiting for an answer, has its
+//     latency measured from when it was due, not from when it was sent: a
+//     stalled server therefore charges every request that should have been
+//     sent meanwhile (the coordinated-omission correction of wrk2 and
+//     HdrHistogram). A request whose worker was idle, sleeping until it was
+//     due, is measured from when it was sent, so that the timer's own
+//     oversleeping (up to a millisecond on a busy VM) is not counted.
 //
 // Every response body is read to the end; a response with another status
 // than Options.Status, or a transport error, counts as an error.
@@ -43,6 +47,9 @@ type Options struct {
 	Warmup time.Duration
 	// Status is the expected response status. Default 200.
 	Status int
+	// OnStart, when set, is called after the warmup, just before the
+	// measured run (to take a CPU reading, say).
+	OnStart func()
 	// Client sends the requests. Default: a keep-alive transport sized
 	// for Concurrency.
 	Client *http.Client
@@ -54,8 +61,8 @@ type Result struct {
 	Errors   int64         // transport errors and unexpected statuses
 	Elapsed  time.Duration // measured wall time
 	// Latency is per request: in open loop from when the request was due
-	// (coordinated-omission corrected), in closed loop from when it was
-	// sent.
+	// or, when its worker was idle until then, sent (coordinated-omission
+	// corrected); in closed loop from when it was sent.
 	Latency Samples
 	// Service is per request from when it was actually sent, in both
 	// modes.
@@ -117,6 +124,9 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 			return Result{}, err
 		}
 	}
+	if opts.OnStart != nil {
+		opts.OnStart()
+	}
 	return run(ctx, opts)
 }
 
@@ -126,6 +136,10 @@ type worker struct {
 	requests, errors int64
 	firstErr         string
 }
+
+// maxCachedURLs is the most URLs for which each worker keeps its own
+// prepared requests.
+const maxCachedURLs = 64
 
 func run(ctx context.Context, opts Options) (Result, error) {
 	proto := make([]*http.Request, len(opts.URLs))
@@ -153,31 +167,50 @@ func run(ctx context.Context, opts Options) (Result, error) {
 	for w := range workers {
 		wk := &worker{}
 		workers[w] = wk
-		// Each worker owns its requests: a Request must not be shared by
-		// concurrent round trips.
-		reqs := make([]*http.Request, len(proto))
-		for i, r := range proto {
-			reqs[i] = r.Clone(ctx)
+		// A Request must not be shared by concurrent round trips: each
+		// worker clones its own, ahead for a few URLs, per request for
+		// many (thousands of tenants).
+		var reqs []*http.Request
+		if len(proto) <= maxCachedURLs {
+			reqs = make([]*http.Request, len(proto))
+			for i, r := range proto {
+				reqs[i] = r.Clone(ctx)
+			}
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for ctx.Err() == nil {
 				i := next.Add(1) - 1
-				due := time.Now()
+				now := time.Now()
+				due, waited := now, false
 				if interval > 0 {
 					due = start.Add(time.Duration(float64(i) * interval))
 					if !due.Before(end) {
 						return
 					}
-					if d := time.Until(due); d > 0 {
+					if d := due.Sub(now); d > 0 {
 						sleep(ctx, d)
+						waited = true
 					}
 				} else if !due.Before(end) {
 					return
 				}
 				sent := time.Now()
-				err := send(opts.Client, reqs[int(i%int64(len(reqs)))], opts.Status)
+				if waited {
+					// The worker was idle until the request was due: how
+					// late its timer fired is the generator's slack (Go
+					// timers oversleep by up to a millisecond on a busy
+					// VM), not the server's doing.
+					due = sent
+				}
+				var req *http.Request
+				if reqs != nil {
+					req = reqs[int(i%int64(len(reqs)))]
+				} else {
+					req = proto[int(i%int64(len(proto)))].Clone(ctx)
+				}
+				err := send(opts.Client, req, opts.Status)
 				done := time.Now()
 				wk.requests++
 				if err != nil {

@@ -122,3 +122,16 @@ func memory(pid int) (rss, hwm int64, err error) {
 	}
 	return rss, hwm, nil
 }
+
+// Children returns pid's live descendants.
+func Children(pid int) []int { return tree(pid)[1:] }
+
+// Alive reports whether pid exists and is not a zombie.
+func Alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(b, ')')
+	return i >= 0 && i+2 < len(b) && b[i+2] != 'Z'
+}
