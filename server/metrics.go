@@ -16,23 +16,22 @@ import (
 type metrics struct {
 	reg           *prometheus.Registry
 	requests      *prometheus.CounterVec
-	duration      *prometheus.HistogramVec
+	duration      prometheus.Histogram // all tenants: per-tenant histograms cost ~2 KiB a tenant
 	waits         *prometheus.CounterVec
 	waitSeconds   *prometheus.CounterVec
 	loads         prometheus.Counter
 	sweeps        prometheus.Counter
 	evictions     prometheus.Counter
 	fetches       *prometheus.CounterVec
-	fetchDuration *prometheus.HistogramVec
+	fetchDuration prometheus.Histogram
 
 	perTenant sync.Map // tenant name → *tenantMetrics, so the hot path skips label hashing
 }
 
 // tenantMetrics caches one tenant's resolved children.
 type tenantMetrics struct {
-	requests atomic.Uint64 // for /_sidekey/status
-	waits    atomic.Uint64 // requests that queued for the rate limit
-	duration prometheus.Observer
+	requests atomic.Uint64                 // for /_sidekey/status
+	waits    atomic.Uint64                 // requests that queued for the rate limit
 	codes    atomic.Pointer[[]codeCounter] // copy-on-write; a handful of codes per tenant
 	mu       sync.Mutex                    // serialises writers of codes
 }
@@ -49,11 +48,11 @@ func newMetrics(status func() map[string]tenantStatus) *metrics {
 			Name: "sidekey_requests_total",
 			Help: "Proxied requests by tenant and the status code the caller got.",
 		}, []string{"tenant", "code"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "sidekey_request_duration_seconds",
-			Help:    "Time from request to the end of the response, by tenant.",
+			Help:    "Time from request to the end of the response, all tenants (per tenant: sidekey_requests_total).",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
-		}, []string{"tenant"}),
+		}),
 		waits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sidekey_rate_limit_waits_total",
 			Help: "Requests that queued for their tenant's rate limit (or an upstream 429 pause).",
@@ -78,11 +77,11 @@ func newMetrics(status func() map[string]tenantStatus) *metrics {
 			Name: "sidekey_token_fetches_total",
 			Help: "Token requests to the provider, by tenant and result (ok or error).",
 		}, []string{"tenant", "result"}),
-		fetchDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		fetchDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "sidekey_token_fetch_duration_seconds",
-			Help:    "Duration of token requests to the provider, by tenant.",
+			Help:    "Duration of token requests to the providers, all tenants.",
 			Buckets: prometheus.DefBuckets,
-		}, []string{"tenant"}),
+		}),
 	}
 	m.reg.MustRegister(m.requests, m.duration, m.waits, m.waitSeconds, m.loads, m.sweeps, m.evictions, m.fetches, m.fetchDuration,
 		collectors.NewGoCollector(),
@@ -96,7 +95,7 @@ func newMetrics(status func() map[string]tenantStatus) *metrics {
 func (m *metrics) ObserveRequest(tenant string, code int, d, waited time.Duration) {
 	tm := m.tenant(tenant)
 	tm.requests.Add(1)
-	tm.duration.Observe(d.Seconds())
+	m.duration.Observe(d.Seconds())
 	tm.counter(m, tenant, code).Inc()
 	if waited > 0 {
 		tm.waits.Add(1)
@@ -112,14 +111,14 @@ func (m *metrics) FetchDone(tenant string, d time.Duration, err error) {
 		result = "error"
 	}
 	m.fetches.WithLabelValues(tenant, result).Inc()
-	m.fetchDuration.WithLabelValues(tenant).Observe(d.Seconds())
+	m.fetchDuration.Observe(d.Seconds())
 }
 
 func (m *metrics) tenant(name string) *tenantMetrics {
 	if v, ok := m.perTenant.Load(name); ok {
 		return v.(*tenantMetrics)
 	}
-	tm := &tenantMetrics{duration: m.duration.WithLabelValues(name)}
+	tm := &tenantMetrics{}
 	tm.codes.Store(&[]codeCounter{})
 	v, _ := m.perTenant.LoadOrStore(name, tm)
 	return v.(*tenantMetrics)
@@ -214,9 +213,7 @@ func (m *metrics) forget(tenant string) {
 	m.perTenant.Delete(tenant)
 	labels := prometheus.Labels{"tenant": tenant}
 	m.requests.DeletePartialMatch(labels)
-	m.duration.DeletePartialMatch(labels)
 	m.waits.DeletePartialMatch(labels)
 	m.waitSeconds.DeletePartialMatch(labels)
 	m.fetches.DeletePartialMatch(labels)
-	m.fetchDuration.DeletePartialMatch(labels)
 }

@@ -49,6 +49,7 @@ func (s *Source) startLocked(now time.Time) *flight {
 	if !s.calling {
 		s.calling = true
 		s.callStart = f.start
+		s.callRequested = now
 		go s.call()
 	}
 	return f
@@ -125,7 +126,9 @@ func (s *Source) finishLocked(f *flight, tok *oauth2.Token, err error) *outcome 
 		close(f.done)
 		return o
 	}
-	st := newState(tok, now, s.opts.RefreshBefore)
+	// The token's life began when it was requested, not when the answer
+	// arrived: a slow token endpoint must not push the next refresh later.
+	st := newState(tok, now, s.callRequested, s.opts.RefreshBefore)
 	s.cur.Store(st)
 	s.lastRefresh, s.lastErr, s.failStreak, s.nextAttempt = now, nil, 0, time.Time{}
 	if f == nil || f.ahead { // the previous token lived to its refresh

@@ -99,19 +99,20 @@ type Source struct {
 	cur        atomic.Pointer[state] // the published token; nil: none. Stored only under mu.
 	refreshing atomic.Bool           // mirrors flight != nil for the hot path
 
-	mu          sync.Mutex // guards the fields below
-	closed      bool
-	flight      *flight     // the fetch in progress; nil: none
-	calling     bool        // a src.Token call is running, perhaps outliving its flight
-	callStart   time.Time   // when that call started
-	timer       *time.Timer // the next refresh or retry; nil until first armed
-	nextAttempt time.Time   // no fetch starts before this (backoff)
-	failStreak  int         // consecutive failed fetches
-	rejects     int         // consecutive tokens invalidated soon after their fetch
-	lastErr     error
-	lastRefresh time.Time
-	fetches     uint64
-	failures    uint64
+	mu            sync.Mutex // guards the fields below
+	closed        bool
+	flight        *flight     // the fetch in progress; nil: none
+	calling       bool        // a src.Token call is running, perhaps outliving its flight
+	callStart     time.Time   // when that call started (for durations)
+	callRequested time.Time   // when that call started, by Options.Now (a token's life begins there)
+	timer         *time.Timer // the next refresh or retry; nil until first armed
+	nextAttempt   time.Time   // no fetch starts before this (backoff)
+	failStreak    int         // consecutive failed fetches
+	rejects       int         // consecutive tokens invalidated soon after their fetch
+	lastErr       error
+	lastRefresh   time.Time
+	fetches       uint64
+	failures      uint64
 }
 
 // RefreshAhead returns a Source caching the tokens of src, a raw grant whose

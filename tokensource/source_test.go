@@ -123,10 +123,12 @@ func TestRefreshAheadServesCurrentToken(t *testing.T) {
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
-		// One refresh per cycle of 2 s (half life) + 1.5 s (fetch).
+		// The fake IdP dates its 4 s tokens from its answer, 1.5 s after the
+		// request; the engine counts a life from the request (5.5 s) and
+		// refreshes at half of it: one refresh every 2.75 s.
 		fetches := idp.calls() - fetchesBefore
-		if fetches < 4 || fetches > 7 {
-			t.Errorf("%d fetches in 20 s of 4 s tokens (%d calls); want about 20/3.5", fetches, calls)
+		if fetches < 6 || fetches > 9 {
+			t.Errorf("%d fetches in 20 s of 4 s tokens (%d calls); want about 20/2.75", fetches, calls)
 		}
 		if duringRefresh == 0 {
 			t.Errorf("no call happened during a refresh")

@@ -20,8 +20,12 @@ type state struct {
 	refreshAt time.Time // when a background refresh is due; zero: never
 }
 
-// newState derives the effective expiry and the refresh time of tok, fetched
-// at fetchedAt. refreshBefore is Options.RefreshBefore (0: at half life).
+// newState derives the effective expiry and the refresh time of tok,
+// requested at requestedAt and fetched at fetchedAt (zero requestedAt: at
+// fetchedAt). The token's life counts from the request, since a platform
+// computes expiry from when it issued the token; a token read back from a
+// store counts from when it was first obtained (ObtainedExtra).
+// refreshBefore is Options.RefreshBefore (0: at half life).
 //
 // The refresh time is effective expiry − refreshBefore, but never earlier than
 // a tenth of the lifetime after the fetch: a refreshBefore as long as the
@@ -30,7 +34,7 @@ type state struct {
 // The times are wall-clock only (Round(0) drops the monotonic reading), as
 // in oauth2.Token.Valid: the monotonic clock stops while a laptop sleeps,
 // and a token must not outlive its expiry by the length of a nap.
-func newState(tok *oauth2.Token, fetchedAt time.Time, refreshBefore time.Duration) *state {
+func newState(tok *oauth2.Token, fetchedAt, requestedAt time.Time, refreshBefore time.Duration) *state {
 	fetchedAt = fetchedAt.Round(0)
 	st := &state{tok: tok, fetchedAt: fetchedAt}
 	if tok.Expiry.IsZero() {
@@ -38,7 +42,10 @@ func newState(tok *oauth2.Token, fetchedAt time.Time, refreshBefore time.Duratio
 	}
 	exp := tok.Expiry.Round(0)
 	issued := fetchedAt
-	if t, ok := tok.Extra(ObtainedExtra).(time.Time); ok && t.Before(fetchedAt) {
+	if r := requestedAt.Round(0); !r.IsZero() && r.Before(issued) {
+		issued = r
+	}
+	if t, ok := tok.Extra(ObtainedExtra).(time.Time); ok && t.Before(issued) {
 		issued = t.Round(0) // a stored token: its life began when it was first obtained
 	}
 	life := exp.Sub(issued)

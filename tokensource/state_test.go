@@ -31,7 +31,7 @@ func TestNewStateTimes(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tok := &oauth2.Token{AccessToken: "x", Expiry: t0.Add(tt.life)}
-			st := newState(tok, t0, tt.refreshBefore)
+			st := newState(tok, t0, time.Time{}, tt.refreshBefore)
 			if got := tok.Expiry.Sub(st.expiry); got != tt.wantMargin {
 				t.Errorf("margin = %v; want %v", got, tt.wantMargin)
 			}
@@ -50,7 +50,7 @@ func TestNewStateTimes(t *testing.T) {
 
 func TestNewStateUsesWallClock(t *testing.T) {
 	now := time.Now() // with a monotonic reading, as oauth2 sets Expiry
-	st := newState(&oauth2.Token{AccessToken: "x", Expiry: now.Add(time.Hour)}, now, 0)
+	st := newState(&oauth2.Token{AccessToken: "x", Expiry: now.Add(time.Hour)}, now, now, 0)
 	for name, tm := range map[string]time.Time{"expiry": st.expiry, "refreshAt": st.refreshAt, "fetchedAt": st.fetchedAt} {
 		if strings.Contains(tm.String(), "m=") {
 			t.Errorf("%s %v carries a monotonic reading; want wall clock only", name, tm)
@@ -59,7 +59,7 @@ func TestNewStateUsesWallClock(t *testing.T) {
 }
 
 func TestNewStatePermanent(t *testing.T) {
-	st := newState(&oauth2.Token{AccessToken: "x"}, time.Now(), time.Minute)
+	st := newState(&oauth2.Token{AccessToken: "x"}, time.Now(), time.Time{}, time.Minute)
 	if !st.expiry.IsZero() || !st.refreshAt.IsZero() {
 		t.Fatalf("permanent token: expiry %v, refresh %v; want both zero", st.expiry, st.refreshAt)
 	}
@@ -98,5 +98,26 @@ func TestBackoffBounds(t *testing.T) {
 	}
 	if d := backoff(3, time.Second, time.Second); d != time.Second {
 		t.Errorf("backoff with MinBackoff = MaxBackoff = 1s: %v; want 1s", d)
+	}
+}
+
+// TestSlowFetchDoesNotDelayTheRefresh: a token's life counts from its
+// request, so a slow token endpoint does not push the next refresh late.
+// 6-second token, 2-second fetch: refresh 3 s after the request (1 s after
+// the answer), well before the effective expiry at 5.4 s.
+func TestSlowFetchDoesNotDelayTheRefresh(t *testing.T) {
+	requested := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	fetched := requested.Add(2 * time.Second)
+	tok := &oauth2.Token{AccessToken: "x", Expiry: requested.Add(6 * time.Second)}
+	st := newState(tok, fetched, requested, 0)
+	if got, want := st.refreshAt, requested.Add(3*time.Second); !got.Equal(want) {
+		t.Errorf("refresh at +%v; want +%v (half the life from the request)", got.Sub(requested), want.Sub(requested))
+	}
+	if got, want := st.expiry, requested.Add(6*time.Second-600*time.Millisecond); !got.Equal(want) {
+		t.Errorf("effective expiry at +%v; want +%v", got.Sub(requested), want.Sub(requested))
+	}
+	// A refresh started then, as slow as this one, lands before expiry.
+	if !st.refreshAt.Add(2 * time.Second).Before(st.expiry) {
+		t.Error("a refresh as slow as the fetch would land after the token's effective expiry")
 	}
 }

@@ -68,6 +68,7 @@ type StoredSource struct {
 	last       *oauth2.Token // the token last handed out
 	pending    *oauth2.Token // fetched but not yet stored: its write is retried first
 	pendingOld []byte        // the stored value pending replaces
+	pendingAt  time.Time     // when pending was requested
 }
 
 // record is a token as the store keeps it (sealed by the store).
@@ -105,12 +106,12 @@ func (s *StoredSource) TokenContext(ctx context.Context) (*oauth2.Token, error) 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.pending != nil {
-		swapped, err := s.swap(ctx, s.pendingOld, s.pending)
+		swapped, err := s.swap(ctx, s.pendingOld, s.pending, s.pendingAt)
 		if err != nil {
 			return nil, err
 		}
 		tok := s.pending
-		s.pending, s.pendingOld = nil, nil
+		s.pending, s.pendingOld, s.pendingAt = nil, nil, time.Time{}
 		if swapped {
 			s.last = tok
 			return tok, nil
@@ -138,6 +139,7 @@ func (s *StoredSource) TokenContext(ctx context.Context) (*oauth2.Token, error) 
 		s.last = prev
 		return prev, nil
 	}
+	requested := s.opts.Now() // the new token's life begins here, not when it arrives
 	tok, err := s.opts.Fetch(ctx, prev)
 	if err != nil {
 		if prev != nil && prev.RefreshToken != "" && s.opts.Final != nil && s.opts.Final(err) {
@@ -151,9 +153,9 @@ func (s *StoredSource) TokenContext(ctx context.Context) (*oauth2.Token, error) 
 	if tok.RefreshToken == "" && prev != nil {
 		tok = withRefreshToken(tok, prev.RefreshToken)
 	}
-	swapped, err := s.swap(ctx, raw, tok)
+	swapped, err := s.swap(ctx, raw, tok, requested)
 	if err != nil {
-		s.pending, s.pendingOld = tok, raw // the only copy of a rotated refresh token: keep it
+		s.pending, s.pendingOld, s.pendingAt = tok, raw, requested // the only copy of a rotated refresh token: keep it
 		return nil, err
 	}
 	if !swapped {
@@ -208,6 +210,7 @@ func (s *StoredSource) Renew(ctx context.Context, olderThan time.Time) (bool, er
 	if obtained, ok := prev.Extra(ObtainedExtra).(time.Time); ok && !obtained.Before(olderThan) {
 		return false, nil
 	}
+	requested := s.opts.Now()
 	tok, err := s.opts.Fetch(ctx, prev)
 	if err != nil {
 		if s.opts.Final != nil && s.opts.Final(err) {
@@ -218,9 +221,9 @@ func (s *StoredSource) Renew(ctx context.Context, olderThan time.Time) (bool, er
 	if tok.RefreshToken == "" {
 		tok = withRefreshToken(tok, prev.RefreshToken)
 	}
-	swapped, err := s.swap(ctx, raw, tok)
+	swapped, err := s.swap(ctx, raw, tok, requested)
 	if err != nil {
-		s.pending, s.pendingOld = tok, raw
+		s.pending, s.pendingOld, s.pendingAt = tok, raw, requested
 		return false, err
 	}
 	return swapped, nil
@@ -276,11 +279,11 @@ func (s *StoredSource) load(ctx context.Context) (*oauth2.Token, []byte, error) 
 	return tok.WithExtra(map[string]any{ObtainedExtra: r.Obtained}), b, nil
 }
 
-// encode is tok as stored.
-func (s *StoredSource) encode(tok *oauth2.Token) ([]byte, error) {
+// encode is tok, requested at obtained, as stored.
+func (s *StoredSource) encode(tok *oauth2.Token, obtained time.Time) ([]byte, error) {
 	b, err := json.Marshal(record{
 		AccessToken: tok.AccessToken, TokenType: tok.TokenType, RefreshToken: tok.RefreshToken,
-		Expiry: tok.Expiry.UTC(), Obtained: s.opts.Now().UTC(),
+		Expiry: tok.Expiry.UTC(), Obtained: obtained.UTC(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("tokensource: %s: encoding the token: %w", s.opts.Name, err)
@@ -291,7 +294,7 @@ func (s *StoredSource) encode(tok *oauth2.Token) ([]byte, error) {
 // write stores tok durably whatever was stored before (a consent's new
 // token), independent of the caller's cancellation.
 func (s *StoredSource) write(ctx context.Context, tok *oauth2.Token) error {
-	b, err := s.encode(tok)
+	b, err := s.encode(tok, s.opts.Now())
 	if err != nil {
 		return err
 	}
@@ -304,11 +307,11 @@ func (s *StoredSource) write(ctx context.Context, tok *oauth2.Token) error {
 	return nil
 }
 
-// swap stores tok durably if the stored value is still old (nil: none),
-// independent of the caller's cancellation. swapped is false when another
-// writer got there first.
-func (s *StoredSource) swap(ctx context.Context, old []byte, tok *oauth2.Token) (bool, error) {
-	b, err := s.encode(tok)
+// swap stores tok, requested at obtained, durably if the stored value is
+// still old (nil: none), independent of the caller's cancellation. swapped
+// is false when another writer got there first.
+func (s *StoredSource) swap(ctx context.Context, old []byte, tok *oauth2.Token, obtained time.Time) (bool, error) {
+	b, err := s.encode(tok, obtained)
 	if err != nil {
 		return false, err
 	}
@@ -328,7 +331,8 @@ func (s *StoredSource) swap(ctx context.Context, old []byte, tok *oauth2.Token) 
 // stored value is still the one it came from, so the tenant shows
 // consent_required at once instead of retrying a dead grant.
 func (s *StoredSource) dropRefreshToken(ctx context.Context, refused *oauth2.Token, raw []byte) {
-	swapped, err := s.swap(ctx, raw, withRefreshToken(refused, ""))
+	obtained, _ := refused.Extra(ObtainedExtra).(time.Time)
+	swapped, err := s.swap(ctx, raw, withRefreshToken(refused, ""), obtained)
 	switch {
 	case err != nil:
 		s.log.Warn("could not clear a refused refresh token", zap.Error(err))
