@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/url"
 	"sync"
 	"time"
 
@@ -67,6 +68,7 @@ type stateKey struct{}
 type requestState struct {
 	statusWriter
 	route      *Route
+	out        url.URL       // the upstream URL
 	tok        *oauth2.Token // the token injected into the current attempt
 	replay     bool          // the body can be sent again
 	retried429 bool          // the request was already replayed after a 429
@@ -148,8 +150,7 @@ func (p *Proxy) serve(st *requestState, r *http.Request) {
 		return
 	}
 	st.route = rt
-	out, err := joinURL(rt.upstream, t.rest, t.rawQuery)
-	if err != nil {
+	if st.out, err = joinURL(rt.upstream, t.rest, t.rawQuery); err != nil {
 		WriteError(w, http.StatusBadRequest, CodeBadRequest, rt.name, err.Error(), 0)
 		return
 	}
@@ -165,9 +166,7 @@ func (p *Proxy) serve(st *requestState, r *http.Request) {
 		WriteError(w, http.StatusBadRequest, CodeBadRequest, rt.name, "could not read the request body", 0)
 		return
 	}
-	r2 := r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
-	r2.URL = out
-	p.rp.ServeHTTP(w, r2)
+	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
 }
 
 // rewrite builds the outbound request: the tenant's URL, no caller
@@ -176,12 +175,12 @@ func (p *Proxy) serve(st *requestState, r *http.Request) {
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	st := pr.In.Context().Value(stateKey{}).(*requestState)
 	rt := st.route
-	pr.Out.Host = "" // the upstream's own host, never the caller's
+	// The tenant's URL, with the caller's path and query byte for byte:
 	// ReverseProxy drops query parameters url.ParseQuery rejects, to stop a
-	// proxy and its backend from reading one query two ways. sidekey never
-	// reads the query (routing is by tenant only), so the caller's bytes go
-	// through untouched.
-	pr.Out.URL.RawQuery = pr.In.URL.RawQuery
+	// proxy and its backend from reading one query two ways, but sidekey
+	// never reads the query (routing is by tenant only).
+	*pr.Out.URL = st.out
+	pr.Out.Host = "" // the upstream's own host, never the caller's
 	h := pr.Out.Header
 	h.Del("Authorization")
 	h.Del("Proxy-Authorization")

@@ -83,16 +83,18 @@ func checkSegments(escaped string) error {
 
 // joinURL returns the upstream URL for rest (escaped) and rawQuery under
 // base. The result's RawPath carries the caller's escaping byte for byte.
-func joinURL(base *url.URL, rest, rawQuery string) (*url.URL, error) {
+// It returns a value, so the hot path can copy it into the outbound
+// request's URL without allocating another.
+func joinURL(base *url.URL, rest, rawQuery string) (url.URL, error) {
 	escaped := strings.TrimSuffix(base.EscapedPath(), "/") + rest
 	if escaped == "" {
 		escaped = "/"
 	}
 	path, err := url.PathUnescape(escaped)
 	if err != nil {
-		return nil, errBadEscape
+		return url.URL{}, errBadEscape
 	}
-	u := &url.URL{
+	u := url.URL{
 		Scheme:   base.Scheme,
 		Host:     base.Host,
 		Path:     path,

@@ -32,7 +32,7 @@ func FuzzParseTarget(f *testing.F) {
 			return
 		}
 		if u.Scheme != "https" || u.Host != "api.example.com" || u.User != nil {
-			t.Fatalf("%q left the tenant: %s", in, u)
+			t.Fatalf("%q left the tenant: %s", in, u.String())
 		}
 		if !strings.HasPrefix(u.Path, "/api/1.1") {
 			t.Fatalf("%q left the base path: %q", in, u.Path)
