@@ -208,12 +208,18 @@ func (m *metrics) counts(tenant string) (requests, waits uint64) {
 // forget drops tenant's series (an evicted connection), so that metric
 // memory and cardinality follow the active tenants, not every connection
 // ever used. Its counters start again from zero if it comes back, which
-// Prometheus' rate() reads as a reset.
+// Prometheus' rate() reads as a reset. It deletes the known label values
+// one by one: a partial-match delete would scan every series, under the
+// engine LRU's lock.
 func (m *metrics) forget(tenant string) {
-	m.perTenant.Delete(tenant)
-	labels := prometheus.Labels{"tenant": tenant}
-	m.requests.DeletePartialMatch(labels)
-	m.waits.DeletePartialMatch(labels)
-	m.waitSeconds.DeletePartialMatch(labels)
-	m.fetches.DeletePartialMatch(labels)
+	v, ok := m.perTenant.LoadAndDelete(tenant)
+	if ok {
+		for _, cc := range *v.(*tenantMetrics).codes.Load() {
+			m.requests.DeleteLabelValues(tenant, strconv.Itoa(cc.code))
+		}
+	}
+	m.waits.DeleteLabelValues(tenant)
+	m.waitSeconds.DeleteLabelValues(tenant)
+	m.fetches.DeleteLabelValues(tenant, "ok")
+	m.fetches.DeleteLabelValues(tenant, "error")
 }
