@@ -50,6 +50,18 @@ func platforms(t *testing.T) []platform {
 	}
 }
 
+// platformNamed returns the platform called name from platforms.
+func platformNamed(t *testing.T, name string) platform {
+	t.Helper()
+	for _, p := range platforms(t) {
+		if p.name == name {
+			return p
+		}
+	}
+	t.Fatalf("no platform %q", name)
+	return platform{}
+}
+
 // consentClient follows redirects through the simulator's consent page but
 // stops before sidekey's callback, so a test can inspect or replay it.
 func callbackURL(t *testing.T, base, tenant string) string {
@@ -135,13 +147,7 @@ func TestConsentFlowsEndToEndAndSurviveRestart(t *testing.T) {
 }
 
 func TestForgedAndStaleCallbacksChangeNothing(t *testing.T) {
-	ps := platforms(t)
-	var sc platform
-	for _, p := range ps {
-		if p.name == "scayle" {
-			sc = p
-		}
-	}
+	sc := platformNamed(t, "scayle")
 	now := atomic.Pointer[time.Time]{}
 	t0 := time.Now()
 	now.Store(&t0)
@@ -244,12 +250,7 @@ func TestSCAYLERotationUnderTraffic(t *testing.T) {
 }
 
 func TestStoreHippoRefreshesOnRevocationThenNeedsConsent(t *testing.T) {
-	var hip platform
-	for _, p := range platforms(t) {
-		if p.name == "storehippo" {
-			hip = p
-		}
-	}
+	hip := platformNamed(t, "storehippo")
 	r := start(t, &config.Config{Tenants: map[string]*config.Tenant{"hippo": hip.tenant}}, nil)
 	if got := get(t, callbackURL(t, r.base, "hippo")); got.status != 200 {
 		t.Fatalf("consent: %d", got.status)
@@ -264,12 +265,7 @@ func TestStoreHippoRefreshesOnRevocationThenNeedsConsent(t *testing.T) {
 }
 
 func TestDisconnectForgetsTheTenant(t *testing.T) {
-	var sc platform
-	for _, p := range platforms(t) {
-		if p.name == "scayle" {
-			sc = p
-		}
-	}
+	sc := platformNamed(t, "scayle")
 	r := start(t, &config.Config{Tenants: map[string]*config.Tenant{"shop": sc.tenant}}, nil)
 	if got := get(t, callbackURL(t, r.base, "shop")); got.status != 200 {
 		t.Fatalf("consent: %d", got.status)
