@@ -51,8 +51,8 @@ type Consent struct {
 	State string
 	// RedirectURL is {public_url}/_sidekey/oauth/callback.
 	RedirectURL string
-	// PKCEVerifier is the PKCE code verifier (oauth2 provider, S256);
-	// empty for platforms that do not use PKCE.
+	// PKCEVerifier is the PKCE code verifier (S256). The oauth2 provider
+	// requires it; platforms without PKCE ignore it.
 	PKCEVerifier string
 	// Now is the flow's start, used for iat/exp of SCAYLE's consent JWT.
 	Now time.Time

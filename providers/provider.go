@@ -250,3 +250,11 @@ func defaultHTTPClient() *http.Client {
 
 // timeNow is the clock; tests may swap it.
 var timeNow = time.Now
+
+// NeedsConsent reports whether tenant t gets its tokens through a consent
+// flow (and so stays consent_required until a person connects it), without
+// building anything. An unknown provider needs none.
+func NeedsConsent(t *config.Tenant) bool {
+	p := platformNamed(t.Provider)
+	return p != nil && p.consent != nil && p.consent(t)
+}

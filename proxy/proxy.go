@@ -150,7 +150,7 @@ func (p *Proxy) serve(st *requestState, r *http.Request) {
 		return
 	}
 	st.route = rt
-	if st.out, err = joinURL(rt.upstream, t.rest, t.rawQuery); err != nil {
+	if st.out, err = joinURL(rt.upstream, rt.base, t.rest, t.rawQuery); err != nil {
 		WriteError(w, http.StatusBadRequest, CodeBadRequest, rt.name, err.Error(), 0)
 		return
 	}

@@ -24,6 +24,7 @@ type TokenSource interface {
 type Route struct {
 	name     string
 	upstream *url.URL
+	base     string // upstream's escaped path, no trailing slash (basePath)
 	tokens   TokenSource
 	header   string      // canonical header name the token goes into
 	prefix   string      // header value before the token
@@ -62,6 +63,7 @@ func NewRoute(opts RouteOptions) *Route {
 	return &Route{
 		name:     opts.Name,
 		upstream: opts.Upstream,
+		base:     basePath(opts.Upstream),
 		tokens:   opts.Tokens,
 		header:   http.CanonicalHeaderKey(header),
 		prefix:   opts.Prefix,

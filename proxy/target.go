@@ -81,12 +81,19 @@ func checkSegments(escaped string) error {
 	return nil
 }
 
+// basePath is base's escaped path without a trailing slash: the prefix
+// every proxied path is appended to. Routes compute it once.
+func basePath(base *url.URL) string {
+	return strings.TrimSuffix(base.EscapedPath(), "/")
+}
+
 // joinURL returns the upstream URL for rest (escaped) and rawQuery under
-// base. The result's RawPath carries the caller's escaping byte for byte.
-// It returns a value, so the hot path can copy it into the outbound
-// request's URL without allocating another.
-func joinURL(base *url.URL, rest, rawQuery string) (url.URL, error) {
-	escaped := strings.TrimSuffix(base.EscapedPath(), "/") + rest
+// base, whose escaped path is prefix (basePath). The result's RawPath
+// carries the caller's escaping byte for byte. It returns a value, so the
+// hot path can copy it into the outbound request's URL without allocating
+// another.
+func joinURL(base *url.URL, prefix, rest, rawQuery string) (url.URL, error) {
+	escaped := prefix + rest
 	if escaped == "" {
 		escaped = "/"
 	}

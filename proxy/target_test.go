@@ -27,7 +27,7 @@ func FuzzParseTarget(f *testing.F) {
 		if !config.ValidTenantName(tg.tenant) {
 			t.Fatalf("accepted tenant %q", tg.tenant)
 		}
-		u, err := joinURL(base, tg.rest, tg.rawQuery)
+		u, err := joinURL(base, basePath(base), tg.rest, tg.rawQuery)
 		if err != nil {
 			return
 		}

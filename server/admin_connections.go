@@ -13,7 +13,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/sidekey/sidekey/config"
+	"github.com/sidekey/sidekey/providers"
 	"github.com/sidekey/sidekey/proxy"
 	"github.com/sidekey/sidekey/tokensource"
 )
@@ -78,7 +78,7 @@ func (s *Server) view(r *http.Request, name string) (*connectionView, error) {
 	b, err := s.store.Load(r.Context(), tokenKey(name))
 	if errors.Is(err, fs.ErrNotExist) {
 		v.State = "connected" // a client-credentials token comes on first use
-		if app == nil || needsConsent(app) {
+		if app == nil || providers.NeedsConsent(app) {
 			v.State = "consent_required"
 		}
 		return v, nil
@@ -226,16 +226,4 @@ func (s *Server) createConnection(w http.ResponseWriter, r *http.Request) {
 		Name: req.Tenant, Source: "connection", App: req.App, Params: &c.Params, Created: &c.Created,
 		Provider: t.spec.Provider, State: "connected",
 	})
-}
-
-// needsConsent reports whether tenants of app get their tokens through a
-// consent flow.
-func needsConsent(app *config.Tenant) bool {
-	switch app.Provider {
-	case "istores", "storehippo", "scayle":
-		return true
-	case "oauth2":
-		return app.Grant == "authorization_code"
-	}
-	return false
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"strings"
@@ -170,15 +169,8 @@ func TestManyConnectionsFewEngines(t *testing.T) {
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(w), 7))
 			for range 500 {
-				resp, err := client.Get(fmt.Sprintf("%s/shop-%d/v1/cart/1", r.base, rng.IntN(n)))
 				total.Add(1)
-				if err != nil {
-					failed.Add(1)
-					continue
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
+				if !fetchOK(client, fmt.Sprintf("%s/shop-%d/v1/cart/1", r.base, rng.IntN(n))) {
 					failed.Add(1)
 				}
 			}

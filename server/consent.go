@@ -31,7 +31,7 @@ const consentPrefix = "consent/"
 type flow struct {
 	Tenant   string      `json:"tenant"`
 	Provider string      `json:"provider"`
-	Verifier string      `json:"verifier,omitempty"` // PKCE (oauth2 provider)
+	Verifier string      `json:"verifier,omitempty"` // PKCE, for platforms that use it
 	Started  time.Time   `json:"started"`
 	App      string      `json:"app,omitempty"`    // a new connection under this app…
 	Params   *connParams `json:"params,omitempty"` // …with these parameters
@@ -74,9 +74,7 @@ func (s *Server) connect(w http.ResponseWriter, r *http.Request) {
 	name = f.Tenant
 	nonce := randomNonce()
 	f.Provider = t.spec.Provider
-	if t.spec.Provider == "oauth2" {
-		f.Verifier = providers.NewPKCEVerifier()
-	}
+	f.Verifier = providers.NewPKCEVerifier() // used by the platforms that do PKCE, ignored by the rest
 	consentURL, err := t.spec.AuthCode.ConsentURL(s.consent(nonce, &f))
 	if err != nil {
 		s.log.Error("building the consent URL failed", zap.String("tenant", name), zap.Error(err))

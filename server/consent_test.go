@@ -3,7 +3,6 @@ package server_test
 import (
 	"encoding/base64"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -219,15 +218,8 @@ func TestSCAYLERotationUnderTraffic(t *testing.T) {
 	for range 4 {
 		wg.Go(func() {
 			for time.Now().Before(deadline) {
-				resp, err := http.Get(r.base + "/shop/v1/echo/basket")
 				total.Add(1)
-				if err != nil {
-					failures.Add(1)
-					continue
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
+				if !fetchOK(http.DefaultClient, r.base+"/shop/v1/echo/basket") {
 					failures.Add(1)
 				}
 			}

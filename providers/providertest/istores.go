@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"fmt"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -105,10 +104,8 @@ func (s *Istores) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	case len(scopes) == 0:
 		problem = "scopes is required"
 	}
-	for _, sc := range scopes {
-		if problem == "" && !slices.Contains(known, sc) {
-			problem = "unknown scope " + strconv.Quote(sc)
-		}
+	if problem == "" {
+		problem = unknownScope(known, scopes)
 	}
 	if problem != "" {
 		istoresTokenError(w, http.StatusBadRequest, "invalid_request", problem)

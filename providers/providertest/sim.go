@@ -19,6 +19,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -385,4 +387,15 @@ func (c *core) lookup(token string) (t issued, ok, expired bool) {
 		return issued{}, false, true
 	}
 	return t, true, false
+}
+
+// unknownScope returns the consent problem for the first of scopes that is
+// not in known, or "".
+func unknownScope(known, scopes []string) string {
+	for _, sc := range scopes {
+		if !slices.Contains(known, sc) {
+			return "unknown scope " + strconv.Quote(sc)
+		}
+	}
+	return ""
 }

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"fmt"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 )
@@ -95,10 +94,8 @@ func (s *StoreHippo) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	case q.Get("scope") == "":
 		problem = "scope is required"
 	}
-	for _, sc := range scopes {
-		if problem == "" && !slices.Contains(known, sc) {
-			problem = "unknown scope " + strconv.Quote(sc)
-		}
+	if problem == "" {
+		problem = unknownScope(known, scopes)
 	}
 	if problem != "" {
 		storeHippoTokenError(w, http.StatusBadRequest, "invalid_request", problem)
