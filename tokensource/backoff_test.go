@@ -153,3 +153,34 @@ func TestBackoffWithClock(t *testing.T) {
 		t.Errorf("after the refresh: %q after %d requests; want a new token, 4 requests", got.AccessToken, idp.calls())
 	}
 }
+
+// TestFailedRefreshRetriesBeforeExpiry: when a refresh ahead fails, the
+// retry comes while the current token still serves (at half its remaining
+// life), however long the backoff, so a short outage never outlives a
+// short-lived token.
+func TestFailedRefreshRetriesBeforeExpiry(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		idp := &fakeIdP{life: 2 * time.Second}
+		s := RefreshAhead(idp, Options{Name: "t", MinBackoff: 30 * time.Second})
+		defer s.Close()
+		if _, err := s.Token(); err != nil {
+			t.Fatal(err)
+		}
+		idp.set(func(f *fakeIdP) { f.fail = errors.New("store restarting") })
+		time.Sleep(time.Second + time.Millisecond) // fake time: the refresh at half-life runs and fails
+		synctest.Wait()
+		if idp.calls() != 2 {
+			t.Fatalf("%d token requests; want the failed refresh (2)", idp.calls())
+		}
+		idp.set(func(f *fakeIdP) { f.fail = nil })
+		// Effective expiry is at 1.8 s; the retry must land before it.
+		time.Sleep(700 * time.Millisecond)
+		synctest.Wait()
+		if idp.calls() != 3 {
+			t.Fatalf("%d token requests by 1.7 s; want a retry before the token's expiry, not after the 30 s backoff", idp.calls())
+		}
+		if _, err := s.TokenContext(t.Context()); err != nil {
+			t.Errorf("after the retry: %v", err)
+		}
+	})
+}

@@ -11,6 +11,10 @@ import (
 	"golang.org/x/oauth2"
 )
 
+// minRetryBeforeExpiry is the shortest retry delay after a failed refresh
+// while the current token still serves (see finishLocked).
+const minRetryBeforeExpiry = 100 * time.Millisecond
+
 // contextSource is a raw source whose token request takes a context
 // (every providers.Tenant.Source and every *StoredSource is one).
 type contextSource interface {
@@ -115,10 +119,18 @@ func (s *Source) finishLocked(f *flight, tok *oauth2.Token, err error) *outcome 
 		s.failures++
 		s.failStreak++
 		o.retry = backoff(s.failStreak, s.opts.MinBackoff, s.opts.MaxBackoff)
+		st := s.cur.Load()
+		if st.valid(now) && !st.expiry.IsZero() {
+			// A refresh ahead failed while the current token still serves:
+			// try again while it does (at half its remaining life), or a
+			// short outage — a store restarting, an IdP blip — outlives a
+			// short-lived token and turns into failed requests.
+			o.retry = min(o.retry, max(st.expiry.Sub(now)/2, minRetryBeforeExpiry))
+		}
 		o.streak = s.failStreak
 		s.nextAttempt = now.Add(o.retry)
 		s.lastErr = err
-		if st := s.cur.Load(); st.valid(now) { // keep serving it; no refresh before the retry
+		if st.valid(now) { // keep serving it; no refresh before the retry
 			s.cur.Store(st.withRefreshAt(s.nextAttempt))
 		}
 		s.armLocked(now, s.nextAttempt)
