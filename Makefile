@@ -27,7 +27,9 @@ unit: ## all tests with the race detector; the full -v log is in .cache/unit.log
 	@echo "go test -race -count=1 -timeout 15m -v $(PKGS)"
 	@$(GO) test -race -count=1 -timeout 15m -v $(PKGS) > .cache/unit.log 2>&1; rc=$$?; \
 	  grep -E '^(ok|FAIL|panic:)|^--- FAIL' .cache/unit.log; \
-	  if [ $$rc -ne 0 ]; then echo "--- failing output ---"; grep -B2 -A30 -E '^\s*--- FAIL|^panic:|\[build failed\]' .cache/unit.log | head -400; fi; \
+	  if [ $$rc -ne 0 ]; then echo "--- failing output ---"; grep -B2 -A30 -E '^\s*--- FAIL|^panic:|\[build failed\]' .cache/unit.log | head -400; \
+	    grep -A60 -E '^WARNING: DATA RACE' .cache/unit.log | head -400; \
+	    grep -B60 -E '^exit status|race detected outside of test' .cache/unit.log | head -200; fi; \
 	  echo "unit: $$(grep -c -- '--- PASS' .cache/unit.log) passed, $$(grep -c -- '--- FAIL' .cache/unit.log) failed, $$(grep -c -- '--- SKIP' .cache/unit.log) skipped"; \
 	  exit $$rc
 

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
-	"github.com/hashicorp/golang-lru/v2/expirable"
 	"go.uber.org/zap"
 
 	"github.com/sidekey/sidekey/config"
@@ -67,10 +66,12 @@ const evictGrace = 30 * time.Second
 type registry struct {
 	s       *Server
 	loaded  *lru.Cache[string, *tenant]
-	missing *expirable.LRU[string, struct{}]
+	missing *lru.Cache[string, time.Time] // names that are no connection, until the time given
 
-	mu      sync.Mutex // guards loading
-	loading map[string]*load
+	mu        sync.Mutex // guards loading and evicted
+	loading   map[string]*load
+	evicted   map[*tenant]*time.Timer // evicted engines still serving their last requests
+	closedAll bool                    // closeAll ran: evictions stop their engine at once
 }
 
 // load is one connection load in progress, shared by concurrent callers.
@@ -81,16 +82,62 @@ type load struct {
 }
 
 func newRegistry(s *Server, size int) *registry {
-	r := &registry{s: s, loading: map[string]*load{}}
+	r := &registry{s: s, loading: map[string]*load{}, evicted: map[*tenant]*time.Timer{}}
 	r.loaded, _ = lru.NewWithEvict(max(size, 1), func(name string, t *tenant) {
-		// Requests routed to t a moment ago may still need its engine (a
-		// 401 replay): stop it once they are surely done.
-		time.AfterFunc(evictGrace, t.engine.Close)
 		s.metrics.evictions.Inc()
 		s.metrics.forget(name)
+		r.retire(t)
 	})
-	r.missing = expirable.NewLRU[string, struct{}](10000, nil, negativeTTL)
+	r.missing, _ = lru.New[string, time.Time](10000)
 	return r
+}
+
+// retire stops evicted tenant t's engine once the requests routed to it a
+// moment ago (a 401 replay, say) are surely done.
+func (r *registry) retire(t *tenant) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closedAll {
+		t.engine.Close()
+		return
+	}
+	r.evicted[t] = time.AfterFunc(evictGrace, func() {
+		r.mu.Lock()
+		delete(r.evicted, t)
+		r.mu.Unlock()
+		t.engine.Close()
+	})
+}
+
+// closeAll stops every connection's engine, loaded or evicted, and
+// returns them, so that a shutting-down server can wait for their token
+// requests in progress.
+func (r *registry) closeAll() []*tenant {
+	all := r.loaded.Values()
+	r.mu.Lock()
+	r.closedAll = true
+	for t, timer := range r.evicted {
+		timer.Stop()
+		all = append(all, t)
+	}
+	clear(r.evicted)
+	r.mu.Unlock()
+	r.purge()
+	for _, t := range all {
+		t.engine.Close()
+	}
+	return all
+}
+
+// isMissing reports whether name was found to be no connection less than
+// negativeTTL ago.
+func (r *registry) isMissing(name string) bool {
+	until, ok := r.missing.Get(name)
+	if ok && r.s.now().After(until) {
+		r.missing.Remove(name)
+		return false
+	}
+	return ok
 }
 
 // get returns connection name's tenant, loading it when needed; ok is false
@@ -99,7 +146,7 @@ func (r *registry) get(name string) (*tenant, bool) {
 	if t, ok := r.loaded.Get(name); ok {
 		return t, true
 	}
-	if _, gone := r.missing.Get(name); gone {
+	if r.isMissing(name) {
 		return nil, false
 	}
 	r.mu.Lock()
@@ -135,7 +182,7 @@ func (r *registry) load(name string) (*tenant, error) {
 	defer cancel()
 	c, err := r.s.readConnection(ctx, name)
 	if errors.Is(err, fs.ErrNotExist) {
-		r.missing.Add(name, struct{}{})
+		r.missing.Add(name, r.s.now().Add(negativeTTL))
 		return nil, err
 	}
 	if err != nil {

@@ -53,7 +53,8 @@ type Server struct {
 	store    store.Store
 	conns    *registry // connections: runtime tenants, LRU-bounded
 
-	stopBackground context.CancelFunc // ends watchReplicas
+	stopBackground context.CancelFunc // ends watchReplicas and sweepIdle
+	background     sync.WaitGroup     // their goroutines
 	ownStore       bool               // the server opened store and closes it
 	now            func() time.Time
 
@@ -126,7 +127,7 @@ func New(opts Options) (*Server, error) {
 	var bg context.Context
 	bg, s.stopBackground = context.WithCancel(context.Background())
 	s.watchReplicas(bg)
-	go s.sweepIdle(bg)
+	s.background.Go(func() { s.sweepIdle(bg) })
 	s.ready.Store(true)
 	return s, nil
 }
@@ -276,8 +277,7 @@ func (s *Server) RunListener(ctx context.Context, ln net.Listener) error {
 	ln, err := s.wrapTLS(ctx, ln)
 	if err != nil {
 		_ = ln.Close()
-		s.closeEngines()
-		s.closeStore()
+		s.stop(ctx)
 		return err
 	}
 	s.log.Info("sidekey listening", zap.String("addr", ln.Addr().String()), zap.Int("tenants", len(s.live.Load().tenants)))
@@ -285,8 +285,9 @@ func (s *Server) RunListener(ctx context.Context, ln net.Listener) error {
 	go func() { errc <- s.Serve(ln) }()
 	select {
 	case err := <-errc:
-		s.closeEngines()
-		s.closeStore()
+		sctx, cancel := context.WithTimeout(context.Background(), time.Duration(s.cfg.ShutdownTimeout))
+		defer cancel()
+		s.stop(sctx)
 		return err
 	case <-ctx.Done():
 	}
@@ -298,8 +299,10 @@ func (s *Server) RunListener(ctx context.Context, ln net.Listener) error {
 }
 
 // Shutdown marks the server not ready, stops accepting connections, waits
-// for in-flight requests until ctx is done (then closes what remains), and
-// stops every token engine. It is safe to call more than once.
+// for in-flight requests until ctx is done (then closes what remains),
+// stops every token engine, waits (within ctx) for the token requests they
+// had in progress to be answered and stored, and closes the store. It is
+// safe to call more than once.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutdownOnce.Do(func() {
 		s.ready.Store(false)
@@ -310,10 +313,46 @@ func (s *Server) Shutdown(ctx context.Context) error {
 				_ = s.http.Close()
 			}
 		}
-		s.closeEngines()
-		s.closeStore()
+		s.stop(ctx)
 	})
 	return s.shutdownErr
+}
+
+// stop ends the background work and every token engine, waits until ctx is
+// done for the token requests in progress — a refresh the platform has
+// answered with a rotated refresh token must reach the store — and then
+// closes the store.
+func (s *Server) stop(ctx context.Context) {
+	s.stopBackground()
+	engines := s.conns.closeAll()
+	for _, t := range s.live.Load().tenants {
+		t.engine.Close()
+		engines = append(engines, t)
+	}
+	if err := waitGroup(ctx, &s.background); err != nil {
+		s.log.Warn("shutdown: the idle sweep did not end in time", zap.Error(err))
+	}
+	for _, t := range engines {
+		if err := t.engine.Wait(ctx); err != nil {
+			s.log.Warn("shutdown: a token request was still in progress", zap.Error(err))
+		}
+	}
+	s.closeStore()
+}
+
+// waitGroup waits for wg until ctx is done.
+func waitGroup(ctx context.Context, wg *sync.WaitGroup) error {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func (s *Server) closeStore() {
@@ -322,12 +361,4 @@ func (s *Server) closeStore() {
 			s.log.Warn("closing the token store", zap.Error(err))
 		}
 	}
-}
-
-func (s *Server) closeEngines() {
-	s.stopBackground()
-	for _, t := range s.live.Load().tenants {
-		t.engine.Close()
-	}
-	s.conns.purge()
 }

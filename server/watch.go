@@ -32,11 +32,11 @@ func (s *Server) watchReplicas(ctx context.Context) {
 			s.log.Warn("cannot follow other replicas' changes", zap.String("prefix", prefix), zap.Error(err))
 			return
 		}
-		go func() {
+		s.background.Go(func() {
 			for key := range ch {
 				fn(ctx, strings.TrimPrefix(key, prefix))
 			}
-		}()
+		})
 	}
 	watch("tokens/", s.tokenChanged)
 	watch(connectionPrefix, func(_ context.Context, name string) { s.conns.forget(name) })

@@ -54,6 +54,8 @@ func (s *Source) startLocked(now time.Time) *flight {
 		s.calling = true
 		s.callStart = f.start
 		s.callRequested = now
+		s.calls.Add(1)
+		s.active.Add(1)
 		go s.call()
 	}
 	return f
@@ -61,12 +63,18 @@ func (s *Source) startLocked(now time.Time) *flight {
 
 // call runs the raw source once and hands its result to the current flight.
 func (s *Source) call() {
+	defer func() {
+		s.active.Add(-1)
+		s.calls.Done()
+	}()
 	var tok *oauth2.Token
 	var err error
 	if cs, ok := s.src.(contextSource); ok {
-		// A context-aware source is cancelled at FetchTimeout or Close
-		// instead of being abandoned.
-		ctx, cancel := context.WithTimeout(s.ctx, s.opts.FetchTimeout)
+		// A context-aware source is cancelled at FetchTimeout instead of
+		// being abandoned. Close does not cancel it: a token request the
+		// platform may already have answered (rotating the refresh token)
+		// must run to its end, so that its answer is stored.
+		ctx, cancel := context.WithTimeout(context.Background(), s.opts.FetchTimeout)
 		tok, err = cs.TokenContext(ctx)
 		cancel()
 	} else {

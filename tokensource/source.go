@@ -93,8 +93,8 @@ type Source struct {
 	src    oauth2.TokenSource
 	opts   Options
 	log    *zap.Logger
-	ctx    context.Context // cancelled by Close; bounds context-aware fetches
-	cancel context.CancelFunc
+	calls  sync.WaitGroup // raw source calls running; Wait waits for them
+	active atomic.Int32   // how many: Wait returns at once when none
 
 	cur        atomic.Pointer[state] // the published token; nil: none. Stored only under mu.
 	refreshing atomic.Bool           // mirrors flight != nil for the hot path
@@ -121,13 +121,10 @@ type Source struct {
 // call; after it the Source refreshes in the background until Close.
 func RefreshAhead(src oauth2.TokenSource, opts Options) *Source {
 	opts = opts.withDefaults()
-	ctx, cancel := context.WithCancel(context.Background())
 	return &Source{
-		src:    src,
-		opts:   opts,
-		log:    opts.Logger.With(zap.String("tenant", opts.Name)),
-		ctx:    ctx,
-		cancel: cancel,
+		src:  src,
+		opts: opts,
+		log:  opts.Logger.With(zap.String("tenant", opts.Name)),
 	}
 }
 
@@ -275,7 +272,6 @@ func (s *Source) Close() {
 		return
 	}
 	s.closed = true
-	s.cancel()
 	s.cur.Store(nil)
 	if s.timer != nil {
 		s.timer.Stop()
@@ -286,6 +282,28 @@ func (s *Source) Close() {
 		s.refreshing.Store(false)
 		f.err = ErrClosed
 		close(f.done)
+	}
+}
+
+// Wait waits, after Close, until the raw source call that was in progress
+// when Close ran has returned (a StoredSource has then stored what it
+// fetched), or until ctx is done. A shutting-down server calls it before
+// closing the store, so that a refresh the platform has already answered —
+// perhaps with a rotated refresh token — is never dropped halfway.
+func (s *Source) Wait(ctx context.Context) error {
+	if s.active.Load() == 0 {
+		return nil
+	}
+	done := make(chan struct{})
+	go func() {
+		s.calls.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("tokensource: %s: waiting for a token request in progress: %w", s.opts.Name, ctx.Err())
 	}
 }
 

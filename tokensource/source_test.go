@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -357,4 +358,79 @@ func TestUnusableTokensAreFailures(t *testing.T) {
 			})
 		})
 	}
+}
+
+// ctxIdP is a context-aware raw source whose request waits for release and
+// records whether its context ended first.
+type ctxIdP struct {
+	release   chan struct{}
+	cancelled atomic.Bool
+}
+
+func (c *ctxIdP) Token() (*oauth2.Token, error) { return c.TokenContext(context.Background()) }
+
+func (c *ctxIdP) TokenContext(ctx context.Context) (*oauth2.Token, error) {
+	select {
+	case <-c.release:
+		return &oauth2.Token{AccessToken: "late", Expiry: time.Now().Add(time.Hour)}, nil
+	case <-ctx.Done():
+		c.cancelled.Store(true)
+		return nil, ctx.Err()
+	}
+}
+
+// TestCloseLetsATokenRequestFinish: Close does not cancel a request in
+// progress (the platform may have rotated a refresh token already), and
+// Wait returns once it has ended.
+func TestCloseLetsATokenRequestFinish(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		idp := &ctxIdP{release: make(chan struct{})}
+		s := RefreshAhead(idp, Options{Name: "acme"})
+		go s.Token()
+		synctest.Wait()
+		s.Close()
+
+		waited := make(chan error, 1)
+		go func() { waited <- s.Wait(context.Background()) }()
+		synctest.Wait()
+		select {
+		case <-waited:
+			t.Fatal("Wait returned while the request was still running")
+		default:
+		}
+		close(idp.release)
+		if err := <-waited; err != nil {
+			t.Errorf("Wait = %v", err)
+		}
+		if idp.cancelled.Load() {
+			t.Error("Close cancelled the token request in progress")
+		}
+
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if err := s.Wait(ctx); err != nil {
+			t.Errorf("Wait with nothing in progress = %v", err)
+		}
+	})
+}
+
+// TestWaitGivesUpWithItsContext: Wait ends with ctx when a request hangs.
+func TestWaitGivesUpWithItsContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		idp := &ctxIdP{release: make(chan struct{})}
+		s := RefreshAhead(idp, Options{Name: "acme", FetchTimeout: time.Minute})
+		go s.Token()
+		synctest.Wait()
+		s.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if err := s.Wait(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Wait = %v; want DeadlineExceeded", err)
+		}
+		time.Sleep(time.Minute) // FetchTimeout ends the hung request
+		synctest.Wait()
+		if !idp.cancelled.Load() {
+			t.Error("the hung request outlived FetchTimeout")
+		}
+	})
 }

@@ -140,7 +140,9 @@ func (s *StoredSource) TokenContext(ctx context.Context) (*oauth2.Token, error) 
 		return prev, nil
 	}
 	requested := s.opts.Now() // the new token's life begins here, not when it arrives
-	tok, err := s.opts.Fetch(ctx, prev)
+	fctx, cancel := fetchContext(ctx, prev)
+	defer cancel()
+	tok, err := s.opts.Fetch(fctx, prev)
 	if err != nil {
 		if prev != nil && prev.RefreshToken != "" && s.opts.Final != nil && s.opts.Final(err) {
 			s.dropRefreshToken(ctx, prev, raw)
@@ -211,7 +213,9 @@ func (s *StoredSource) Renew(ctx context.Context, olderThan time.Time) (bool, er
 		return false, nil
 	}
 	requested := s.opts.Now()
-	tok, err := s.opts.Fetch(ctx, prev)
+	fctx, cancel := fetchContext(ctx, prev)
+	defer cancel()
+	tok, err := s.opts.Fetch(fctx, prev)
 	if err != nil {
 		if s.opts.Final != nil && s.opts.Final(err) {
 			s.dropRefreshToken(ctx, prev, raw)
@@ -339,6 +343,25 @@ func (s *StoredSource) dropRefreshToken(ctx context.Context, refused *oauth2.Tok
 	case swapped:
 		s.log.Warn("the platform refused the refresh token: the tenant needs consent again")
 	}
+}
+
+// refreshTimeout bounds a refresh-token request made for a caller without
+// a deadline.
+const refreshTimeout = 30 * time.Second
+
+// fetchContext is the context of a Fetch with prev. A refresh-token
+// request is not cancelled with ctx — the platform may already have
+// rotated the refresh token, and only its answer holds the new one — but it
+// keeps ctx's deadline (refreshTimeout when ctx has none).
+func fetchContext(ctx context.Context, prev *oauth2.Token) (context.Context, context.CancelFunc) {
+	if prev == nil || prev.RefreshToken == "" {
+		return context.WithCancel(ctx)
+	}
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(refreshTimeout)
+	}
+	return context.WithDeadline(context.WithoutCancel(ctx), deadline)
 }
 
 // withRefreshToken returns a copy of tok with refresh token rt.

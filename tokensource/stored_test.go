@@ -246,3 +246,45 @@ func TestStoredNeverOverwritesANewerToken(t *testing.T) {
 		t.Errorf("store holds %q; the newer token was overwritten", stored.RefreshToken)
 	}
 }
+
+// TestRefreshOutlivesItsCaller: a caller that goes away mid-refresh does not
+// cancel the refresh-token request — the platform may already have rotated
+// the refresh token — and its answer is stored.
+func TestRefreshOutlivesItsCaller(t *testing.T) {
+	st := store.NewMemory()
+	defer st.Close()
+	called, answered := make(chan struct{}), make(chan struct{})
+	src := tokensource.Stored(tokensource.StoredOptions{
+		Name: "acme", Storage: st, Key: "tokens/acme",
+		Fetch: func(ctx context.Context, prev *oauth2.Token) (*oauth2.Token, error) {
+			close(called)
+			<-answered // the platform answers after the caller left
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			if _, ok := ctx.Deadline(); !ok {
+				return nil, errors.New("a refresh request without a deadline")
+			}
+			return &oauth2.Token{AccessToken: "at-2", RefreshToken: "rt-2", Expiry: time.Now().Add(time.Hour)}, nil
+		},
+	})
+	if err := src.Save(context.Background(), &oauth2.Token{AccessToken: "at-1", RefreshToken: "rt-1", Expiry: time.Now().Add(-time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := src.TokenContext(ctx)
+		errc <- err
+	}()
+	<-called
+	cancel()
+	close(answered)
+	if err := <-errc; err != nil {
+		t.Fatalf("refresh after the caller left: %v", err)
+	}
+	tok, err := src.Stored(context.Background())
+	if err != nil || tok == nil || tok.RefreshToken != "rt-2" {
+		t.Fatalf("stored %+v, %v; want the rotated refresh token rt-2", tok, err)
+	}
+}

@@ -48,6 +48,7 @@ func (c *core) serveAPI(w http.ResponseWriter, r *http.Request, f flavor) {
 	}
 	c.mu.Lock()
 	c.lastAPI = rec
+	c.noteUsedLocked(r, f)
 	status := c.apiFail.take()
 	c.mu.Unlock()
 

@@ -69,7 +69,7 @@ func NewIstores(opts SimOptions) *Istores {
 	rand.Read(s.jwtKey)
 	mux := http.NewServeMux()
 	mux.HandleFunc("/oauth/authorize", s.serveAuthorize)
-	mux.HandleFunc("/oauth/token", s.serveToken)
+	mux.HandleFunc("/oauth/token", s.tokenEndpoint(s.serveToken))
 	f := flavor{routes: s.routes, fail: istoresError, tokenHeader: "X-Token"}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { s.serveAPI(w, r, f) })
 	s.start(mux)

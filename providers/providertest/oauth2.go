@@ -43,7 +43,7 @@ func NewOAuth2(opts SimOptions) *OAuth2 {
 	o := &OAuth2{core: newCore(opts.withDefaults("expires_in"))}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/oauth2/authorize", o.serveAuthorize)
-	mux.HandleFunc("/oauth2/token", o.serveToken)
+	mux.HandleFunc("/oauth2/token", o.tokenEndpoint(o.serveToken))
 	f := flavor{routes: o.routes, fail: oauth2Error}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { o.serveAPI(w, r, f) })
 	o.start(mux)

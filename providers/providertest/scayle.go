@@ -83,7 +83,7 @@ func NewSCAYLE(opts SCAYLEOptions) *SCAYLE {
 	rand.Read(s.jwtKey)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/auth/external/redirect", s.serveRedirect)
-	mux.HandleFunc("/v1/oauth/token", s.serveToken)
+	mux.HandleFunc("/v1/oauth/token", s.tokenEndpoint(s.serveToken))
 	mux.HandleFunc("GET /v1/oauth/token/validate", s.serveValidate)
 	mux.HandleFunc("POST /v1/oauth/token/validate", s.serveValidate)
 	mux.HandleFunc("GET /v1/oauth/tokens", s.serveList)

@@ -158,6 +158,11 @@ type core struct {
 	lastToken     *TokenRequest
 	window        time.Time // start of the current rate-limit second
 	windowCount   int       // API requests in it
+	latestIssued  string    // the access token issued last
+	latestUsed    bool      // latestIssued was presented to the API
+
+	gate               tokenGate    // see HoldTokenRequests
+	tokenResponseDelay atomic.Int64 // nanoseconds; see SetTokenResponseDelay
 }
 
 // fault answers the next n requests with status (n < 0: until cleared).
@@ -185,6 +190,7 @@ func newCore(opts SimOptions) *core {
 		tokens:        make(map[string]issued),
 		refreshTokens: make(map[string]refreshGrant),
 		codes:         make(map[string]codeGrant),
+		latestUsed:    true,
 	}
 	c.lifetime.Store(int64(opts.TokenLifetime))
 	c.tokenLatency.Store(int64(opts.TokenLatency))
@@ -372,6 +378,7 @@ func (c *core) issueToken(t issued) (string, time.Duration) {
 		}
 	}
 	c.tokens[tok] = t
+	c.noteIssuedLocked(tok)
 	return tok, max(lifetime, 0)
 }
 

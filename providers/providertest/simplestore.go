@@ -36,7 +36,7 @@ type SimpleStore struct {
 func NewSimpleStore(opts SimOptions) *SimpleStore {
 	s := &SimpleStore{core: newCore(opts.withDefaults("expiries_in"))}
 	mux := http.NewServeMux()
-	mux.HandleFunc("/connect/token", s.serveToken)
+	mux.HandleFunc("/connect/token", s.tokenEndpoint(s.serveToken))
 	f := flavor{routes: s.routes, fail: simpleStoreProblem}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { s.serveAPI(w, r, f) })
 	s.start(mux)

@@ -59,7 +59,7 @@ func NewStoreHippo(opts SimOptions) *StoreHippo {
 	s.lifetime.Store(int64(lifetime)) // 0: permanent
 	mux := http.NewServeMux()
 	mux.HandleFunc("/admin/oauth/authorization", s.serveAuthorize)
-	mux.HandleFunc("/admin/oauth/token", s.serveToken)
+	mux.HandleFunc("/admin/oauth/token", s.tokenEndpoint(s.serveToken))
 	f := flavor{base: "/api/1.1", routes: s.routes, fail: storeHippoError}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { s.serveAPI(w, r, f) })
 	s.start(mux)
