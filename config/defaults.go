@@ -10,6 +10,10 @@ import (
 // tls.ca for tls.mode acme.
 const DefaultACMECA = "https://acme-v02.api.letsencrypt.org/directory"
 
+// DefaultCallerKeyHeader is the default caller_key_header. In it, and only
+// in it, the key must follow "Bearer ".
+const DefaultCallerKeyHeader = "Proxy-Authorization"
+
 // CallbackPath is the path of the OAuth redirect URI under public_url.
 const CallbackPath = "/_sidekey/oauth/callback"
 
@@ -57,6 +61,8 @@ func (c *Config) SetDefaults() {
 		}
 	}
 	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+
+	setDefault(&c.CallerKeyHeader, DefaultCallerKeyHeader)
 
 	setDefault(&c.Storage.Type, defaultStorageType)
 	setDefault(&c.Storage.Path, defaultStoragePath)

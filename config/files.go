@@ -2,6 +2,7 @@ package config
 
 import (
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"io/fs"
@@ -55,6 +56,18 @@ func (r *fileReader) read(key string, path *string) (string, bool) {
 	return s, true
 }
 
+// certificates checks that the file at *path (resolved in place), when one
+// is set, holds at least one PEM certificate. The server reads it again
+// when it starts.
+func (r *fileReader) certificates(key string, path *string) {
+	if *path == "" {
+		return
+	}
+	if pem, ok := r.read(key, path); ok && !x509.NewCertPool().AppendCertsFromPEM([]byte(pem)) {
+		r.problems.addf(key, "no PEM certificate in %s", *path)
+	}
+}
+
 // secret fills *s from the file at *path when one is set. Setting both is a
 // problem at prefix ("tenants.a: client_secret and client_secret_file are
 // mutually exclusive").
@@ -72,14 +85,16 @@ func (r *fileReader) secret(prefix, name string, s *Secret, path *string) {
 }
 
 // readAll reads every *_file secret of c into its field, hashes callers'
-// key files, and resolves the other file paths (admin_token_file,
-// storage.key_file) against the config file's directory.
+// key files, checks that tls.client_ca_file holds certificates, and
+// resolves the other file paths (admin_token_file, storage.key_file, tls
+// files) against the config file's directory.
 func (r *fileReader) readAll(c *Config) {
 	c.AdminTokenFile = r.resolve(c.AdminTokenFile)
 	c.Storage.KeyFile = r.resolve(c.Storage.KeyFile)
 	c.TLS.CertFile = r.resolve(c.TLS.CertFile)
 	c.TLS.KeyFile = r.resolve(c.TLS.KeyFile)
 	c.TLS.CARootFile = r.resolve(c.TLS.CARootFile)
+	r.certificates("tls.client_ca_file", &c.TLS.ClientCAFile)
 	r.secret("storage.redis", "password", &c.Storage.Redis.Password, &c.Storage.Redis.PasswordFile)
 
 	for section, blocks := range map[string]map[string]*Tenant{"apps": c.Apps, "tenants": c.Tenants} {

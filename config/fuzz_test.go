@@ -26,15 +26,24 @@ func FuzzParse(f *testing.F) {
 		"listen: 0.0.0.0:1\nstorage: {type: redis, redis: {addr: ':0', password_file: p, password: q}}",
 		"!!map {listen: !!int 5, log: !!str {a: b}}",
 		"tenants: {a: {scopes: !!binary aGVsbG8=}}",
+		"listen: 0.0.0.0:1\ncaller_key_header: X-Sidekey-Key\ntls: {mode: files, cert_file: c, key_file: k, client_ca_file: ca.pem}\n" +
+			"callers: {m: {cert_subject: 'CN=billing,O=Acme', tenants: [a]}, n: {cert_subject: 'CN=a\\,b+OU=\\#x'}, k: {key_file: k, tenants: [a]}}\n" +
+			"tenants: {a: {provider: static, token: t, api_url: 'http://x'}}",
+		"tls: {client_ca_file: missing.pem}\ncaller_key_header: Connection\ncallers: {m: {cert_subject: 'subject=/CN=x, O=y\\', key_sha256: ab}}",
+		"tls: {mode: acme, client_ca_file: k}\ncallers: {a: {cert_subject: CN=x}, b: {cert_subject: CN=x}}",
 	}
 	for _, s := range seeds {
 		f.Add([]byte(s))
 	}
+	caPEM := testCAPEM(f) // what every *.pem file holds
 	opts := ParseOptions{
 		Getenv: env(map[string]string{"X": "acme", "P": "static", "LISTEN": "[::1]:0", "EMPTY": ""}),
 		ReadFile: func(path string) ([]byte, error) {
 			if strings.Contains(path, "missing") {
 				return nil, errors.New("no such file")
+			}
+			if strings.HasSuffix(path, ".pem") {
+				return []byte(caPEM), nil
 			}
 			return []byte(fuzzFileContent + "\n"), nil
 		},

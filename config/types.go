@@ -19,6 +19,12 @@ type Config struct {
 	// Callers are the programs allowed to call the proxy when it does not
 	// listen on loopback. Keyed by caller name.
 	Callers map[string]*Caller `yaml:"callers"`
+	// CallerKeyHeader is the request header a caller presents its key in.
+	// Default "Proxy-Authorization", whose value must be "Bearer <key>"; in
+	// any other header the whole value is the key ("Bearer <key>" is
+	// accepted too). The proxy removes it before forwarding. Changes on
+	// restart.
+	CallerKeyHeader string `yaml:"caller_key_header"`
 	// AllowUnauthenticated lets a non-loopback listener serve callers without
 	// keys. Default false; logged loudly when true.
 	AllowUnauthenticated bool `yaml:"allow_unauthenticated"`
@@ -65,6 +71,12 @@ type TLS struct {
 	// CARootFile is a PEM file of roots to trust for the ACME directory,
 	// for a private CA (e.g. step-ca). Empty: the system roots.
 	CARootFile string `yaml:"ca_root_file"`
+	// ClientCAFile is a PEM file of CA certificates (files or acme). When
+	// set, the listener asks TLS clients for a certificate and verifies one
+	// that is presented against these CAs (a client without one may still
+	// present a caller key); callers with cert_subject are recognised by it.
+	// Read at start: changes on restart. Empty: no client certificates.
+	ClientCAFile string `yaml:"client_ca_file"`
 	// Email is the ACME account's contact (acme).
 	Email string `yaml:"email"`
 	// HTTPChallengePort is where the ACME HTTP-01 challenge is answered
@@ -104,12 +116,18 @@ type Redis struct {
 	TLS bool `yaml:"tls"`
 }
 
-// Caller is one program allowed to call the proxy.
+// Caller is one program allowed to call the proxy. It authenticates with
+// exactly one of KeySHA256, KeyFile and CertSubject.
 type Caller struct {
 	// KeySHA256 is the hex SHA-256 of the caller's key.
 	KeySHA256 string `yaml:"key_sha256"`
 	// KeyFile holds the caller's key in plain text (hashed on load).
 	KeyFile string `yaml:"key_file"`
+	// CertSubject is the subject of the caller's TLS client certificate in
+	// RFC 2253 form, as `openssl x509 -noout -subject -nameopt RFC2253`
+	// prints it (without "subject="), e.g. "CN=billing,O=Acme". It needs
+	// tls.client_ca_file, which must have issued the certificate.
+	CertSubject string `yaml:"cert_subject"`
 	// Tenants the caller may use.
 	Tenants []string `yaml:"tenants"`
 	// Apps whose tenants (config-file and runtime connections) the caller

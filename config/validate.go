@@ -22,6 +22,7 @@ func (c *Config) Validate() error {
 	c.validateStorage(&ps)
 	c.validateTuning(&ps)
 	c.validateCallers(&ps)
+	c.validateCallerKeyHeader(&ps)
 	c.validateApps(&ps)
 	for _, name := range slices.Sorted(maps.Keys(c.Tenants)) {
 		t := c.Tenants[name]
@@ -107,46 +108,6 @@ func (c *Config) validateTuning(ps *Problems) {
 	}
 	if c.Upstream.MaxIdleConnsPerHost <= 0 {
 		ps.add("upstream.max_idle_conns_per_host", "must be positive")
-	}
-}
-
-// validateCallers checks caller keys and the tenants they name.
-func (c *Config) validateCallers(ps *Problems) {
-	byHash := make(map[string]string, len(c.Callers))
-	for _, name := range slices.Sorted(maps.Keys(c.Callers)) {
-		key := "callers." + name
-		cl := c.Callers[name]
-		switch {
-		case name == "":
-			ps.add("callers", "caller names must not be empty")
-		case hasControl(name):
-			ps.add(key, "caller names must not contain control characters")
-		}
-		if cl == nil {
-			ps.add(key, "must not be empty")
-			continue
-		}
-		hash := strings.ToLower(cl.KeySHA256)
-		switch {
-		case hash == "":
-			ps.add(key, "key_sha256 or key_file is required")
-		case !isSHA256Hex(hash):
-			ps.add(key+".key_sha256", "must be 64 hex characters (the sha256 of the key)")
-		case byHash[hash] != "":
-			ps.add(key+".key_sha256", "same key as callers."+byHash[hash])
-		default:
-			byHash[hash] = name
-		}
-		for i, t := range cl.Tenants {
-			if _, ok := c.Tenants[t]; !ok {
-				ps.addf(key+".tenants["+strconv.Itoa(i)+"]", "unknown tenant %q", t)
-			}
-		}
-		for i, a := range cl.Apps {
-			if _, ok := c.Apps[a]; !ok {
-				ps.addf(key+".apps["+strconv.Itoa(i)+"]", "unknown app %q", a)
-			}
-		}
 	}
 }
 
@@ -303,6 +264,9 @@ func (c *Config) validateTLS(ps *Problems) {
 		}
 	default:
 		ps.addf("tls.mode", "unknown mode %q: want off, files or acme", t.Mode)
+	}
+	if t.ClientCAFile != "" && t.Mode != "files" && t.Mode != "acme" {
+		ps.add("tls.client_ca_file", "needs tls.mode files or acme: client certificates are asked for in the TLS handshake")
 	}
 }
 

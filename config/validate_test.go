@@ -161,9 +161,9 @@ callers:
 			wants: []want{
 				{"callers.billing.tenants[1]", `unknown tenant "x"`},
 				{"callers.copy.key_sha256", "same key as callers.billing"},
-				{"callers.empty", "key_sha256 or key_file is required"},
+				{"callers.empty", "key_sha256, key_file or cert_subject is required"},
 				{"callers.nohex.key_sha256", "must be 64 hex characters"},
-				{"callers.nokey", "key_sha256 or key_file is required"},
+				{"callers.nokey", "key_sha256, key_file or cert_subject is required"},
 				{"callers.short.key_sha256", "must be 64 hex characters"},
 			}},
 	}

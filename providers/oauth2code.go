@@ -156,6 +156,7 @@ func (p *oauth2AuthCode) issued(tok *oauth2.Token, err error, start time.Time, s
 		return nil, te
 	}
 	tok.Expiry = capExpiry(tok.AccessToken, tok.Expiry, start, p.log)
+	tok = withStatedRefreshExpiry(tok, start)
 	var lifetime time.Duration
 	if !tok.Expiry.IsZero() {
 		lifetime = tok.Expiry.Sub(start)

@@ -9,10 +9,13 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"time"
 
 	"go.uber.org/zap"
 	"golang.org/x/oauth2"
+
+	"github.com/sidekey/sidekey/tokensource"
 )
 
 // Ways a client authenticates at a token endpoint (config client_auth).
@@ -115,8 +118,15 @@ func (e *tokenEndpoint) request(ctx context.Context, params url.Values, creds cr
 		tok.Expiry = start.Add(lifetime)
 	}
 	tok.Expiry = capExpiry(tok.AccessToken, tok.Expiry, start, e.log)
+	extra := map[string]any{}
 	if tr.Scope != "" {
-		tok = tok.WithExtra(map[string]any{"scope": tr.Scope})
+		extra["scope"] = tr.Scope
+	}
+	if tr.RefreshExpiresIn > 0 {
+		extra[tokensource.RefreshExpiryExtra] = start.Add(time.Duration(tr.RefreshExpiresIn) * time.Second)
+	}
+	if len(extra) > 0 {
+		tok = tok.WithExtra(extra)
 	}
 	if !tok.Expiry.IsZero() {
 		lifetime = tok.Expiry.Sub(start)
@@ -125,6 +135,38 @@ func (e *tokenEndpoint) request(ctx context.Context, params url.Values, creds cr
 		zap.Duration("duration", timeNow().Sub(start)), zap.Duration("lifetime", lifetime),
 		zap.Bool("stated_lifetime", tr.ExpiresIn > 0), zap.Bool("refresh_token", tr.RefreshToken != ""))
 	return tok, nil
+}
+
+// withStatedRefreshExpiry returns tok, issued by x/oauth2 for a request
+// sent at start, with tokensource.RefreshExpiryExtra set when the answer
+// stated its refresh token's lifetime (refresh_expires_in or
+// refresh_token_expires_in, read as parseTokenResponse reads them; an
+// unreadable one is ignored, as x/oauth2 already accepted the answer).
+func withStatedRefreshExpiry(tok *oauth2.Token, start time.Time) *oauth2.Token {
+	if tok.RefreshToken == "" {
+		return tok
+	}
+	for _, name := range []string{"refresh_expires_in", "refresh_token_expires_in"} {
+		var text string
+		switch v := tok.Extra(name).(type) {
+		case float64:
+			text = strconv.FormatFloat(v, 'f', -1, 64)
+		case string:
+			text = v
+		default:
+			continue
+		}
+		secs, given, err := (responseFields{form: url.Values{name: {text}}}).lifetime(name)
+		if err != nil || !given || secs == 0 {
+			continue
+		}
+		extra := map[string]any{tokensource.RefreshExpiryExtra: start.Add(time.Duration(secs) * time.Second)}
+		if scope := tok.Extra("scope"); scope != nil {
+			extra["scope"] = scope
+		}
+		return tok.WithExtra(extra)
+	}
+	return tok
 }
 
 // encodeParams encodes params as a form or as a JSON object whose members

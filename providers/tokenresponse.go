@@ -29,6 +29,10 @@ type tokenResponse struct {
 	RefreshToken string // "" when none was issued
 	Scope        string // granted scopes, space separated; "" when not stated
 	ExpiresIn    int64  // lifetime in seconds; 0 when the provider did not say
+	// RefreshExpiresIn is the refresh token's lifetime in seconds, from
+	// refresh_expires_in (Keycloak) or refresh_token_expires_in (GitHub,
+	// Microsoft); 0 when not stated (Keycloak's 0 means no expiry).
+	RefreshExpiresIn int64
 }
 
 // parseTokenResponse reads a token endpoint's answer: a JSON object or, when
@@ -79,6 +83,18 @@ func parseTokenResponse(status int, contentType string, body []byte) (tokenRespo
 		if given {
 			tr.ExpiresIn = secs
 			break
+		}
+	}
+	if tr.RefreshToken != "" {
+		for _, name := range []string{"refresh_expires_in", "refresh_token_expires_in"} {
+			secs, given, err := fields.lifetime(name)
+			if err != nil {
+				return invalid(err.Error())
+			}
+			if given {
+				tr.RefreshExpiresIn = secs
+				break
+			}
 		}
 	}
 	return tr, nil

@@ -31,6 +31,14 @@ func TestParseTokenResponse(t *testing.T) {
 		{200, "application/x-www-form-urlencoded", `access_token=a&expires_in=30&token_type=bearer`,
 			tokenResponse{AccessToken: "a", TokenType: "bearer", ExpiresIn: 30}, ""},
 		{200, "text/plain", `{"access_token":"a"}`, tokenResponse{AccessToken: "a"}, ""},
+		{200, "application/json", `{"access_token":"a","refresh_token":"r","refresh_expires_in":1800}`,
+			tokenResponse{AccessToken: "a", RefreshToken: "r", RefreshExpiresIn: 1800}, ""},
+		{200, "application/json", `{"access_token":"a","refresh_token":"r","refresh_token_expires_in":"15897600"}`,
+			tokenResponse{AccessToken: "a", RefreshToken: "r", RefreshExpiresIn: 15897600}, ""},
+		{200, "application/json", `{"access_token":"a","refresh_token":"r","refresh_expires_in":0}`,
+			tokenResponse{AccessToken: "a", RefreshToken: "r"}, ""}, // Keycloak's offline token: no expiry
+		{200, "application/json", `{"access_token":"a","refresh_expires_in":"junk"}`,
+			tokenResponse{AccessToken: "a"}, ""}, // no refresh token: its lifetime is not read
 
 		{200, "application/json", `{"access_token":"a","expires_in":-1}`, tokenResponse{}, "200 invalid_response: expires_in is negative"},
 		{200, "application/json", `{"access_token":"a","expires_in":"NaN"}`, tokenResponse{}, "200 invalid_response: expires_in is not a number"},
@@ -40,6 +48,8 @@ func TestParseTokenResponse(t *testing.T) {
 		{200, "application/json", `{"access_token":"a","expires_in":[1]}`, tokenResponse{}, "200 invalid_response: expires_in is not a number"},
 		{200, "application/json", `{"access_token":5}`, tokenResponse{}, "200 invalid_response: access_token is not a string"},
 		{200, "application/json", `{"access_token":"a","refresh_token":{}}`, tokenResponse{}, "200 invalid_response: refresh_token is not a string"},
+		{200, "application/json", `{"access_token":"a","refresh_token":"r","refresh_expires_in":-5}`, tokenResponse{}, "200 invalid_response: refresh_expires_in is negative"},
+		{200, "application/json", `{"access_token":"a","refresh_token":"r","refresh_token_expires_in":true}`, tokenResponse{}, "200 invalid_response: refresh_token_expires_in is not a number"},
 		{200, "application/json", `{"token_type":"Bearer"}`, tokenResponse{}, "200 invalid_response: missing access_token"},
 		{200, "application/json", `["access_token"]`, tokenResponse{}, "200 invalid_response: response is not a JSON object"},
 		{200, "application/json", `<html>`, tokenResponse{}, "200 invalid_response: response is not a JSON object"},
@@ -103,6 +113,7 @@ func FuzzParseTokenResponse(f *testing.F) {
 		{200, "application/json", `{"access_token":"a","expires_in":-1e400,"refresh_token":"r","scope":["s"]}`},
 		{200, "application/json; charset=utf-8", `{"access_token":"a","expires_in":"1e999"}`},
 		{200, "application/x-www-form-urlencoded", `access_token=a&expires_in=30&refresh_token=r`},
+		{200, "application/json", `{"access_token":"a","refresh_token":"r","refresh_expires_in":"1e999","refresh_token_expires_in":-1}`},
 		{200, "text/plain", `access_token=%zz`},
 		{400, "application/json", `{"error":"invalid_client","title":"Invalid client"}`},
 		{401, "application/json", `{"error":{"code":"x","message":"y"}}`},

@@ -45,6 +45,11 @@ type Options struct {
 	AccessLog bool
 	// Observer, when set, sees every request's outcome.
 	Observer Observer
+	// CallerKeyHeader is a further inbound header that carries a caller's
+	// credential (the server's caller_key_header). Like Authorization and
+	// Proxy-Authorization, which are always removed, it never reaches the
+	// upstream. Empty: none.
+	CallerKeyHeader string
 	// TokenUnavailable maps a token engine error to the status, code,
 	// message and Retry-After the caller gets. Default: 503
 	// token_unavailable with the error's text.
@@ -90,6 +95,9 @@ func New(opts Options) *Proxy {
 	}
 	if opts.TokenUnavailable == nil {
 		opts.TokenUnavailable = defaultTokenUnavailable
+	}
+	if opts.CallerKeyHeader != "" {
+		opts.CallerKeyHeader = http.CanonicalHeaderKey(opts.CallerKeyHeader)
 	}
 	p := &Proxy{opts: opts, log: opts.Logger}
 	p.rp = &httputil.ReverseProxy{
@@ -184,6 +192,9 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	h := pr.Out.Header
 	h.Del("Authorization")
 	h.Del("Proxy-Authorization")
+	if p.opts.CallerKeyHeader != "" {
+		h.Del(p.opts.CallerKeyHeader)
+	}
 	for k, v := range rt.static {
 		h[k] = v
 	}

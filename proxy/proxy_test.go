@@ -269,6 +269,26 @@ func TestInjectsTokenAndStripsCallerCredentials(t *testing.T) {
 	}
 }
 
+func TestStripsConfiguredCallerKeyHeader(t *testing.T) {
+	up, got := recordingUpstream(t)
+	fe := frontend(t, proxy.Options{CallerKeyHeader: "x-sidekey-key"}, staticRoute(t, "acme", up.URL, config.Tenant{}))
+	resp := rawRequest(t, fe.Listener.Addr().String(), "GET /acme/v1/x HTTP/1.1\r\nHost: sidekey\r\n"+
+		"X-SIDEKEY-KEY: caller-key\r\nX-Sidekey-Key: second\r\nX-Other: kept\r\nConnection: close\r\n\r\n")
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d; want 200", resp.StatusCode)
+	}
+	r, _ := got.last(t)
+	if v, ok := r.Header["X-Sidekey-Key"]; ok {
+		t.Errorf("the caller key header reached the upstream: %q", v)
+	}
+	if got, want := r.Header.Get("X-Other"), "kept"; got != want {
+		t.Errorf("X-Other: got %q; want %q", got, want)
+	}
+	if got, want := r.Header.Get("Authorization"), "Bearer "+testToken; got != want {
+		t.Errorf("Authorization: got %q; want %q", got, want)
+	}
+}
+
 func TestStreamsResponsesAsTheyCome(t *testing.T) {
 	release := make(chan struct{})
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

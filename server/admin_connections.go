@@ -97,9 +97,15 @@ func (s *Server) view(r *http.Request, name string) (*connectionView, error) {
 		exp := info.Expiry.UTC()
 		v.Status.Expiry = &exp
 	}
-	v.Status.Valid = info.Expiry.IsZero() || s.now().Before(info.Expiry)
+	if !info.RefreshExpiry.IsZero() {
+		exp := info.RefreshExpiry.UTC()
+		v.Status.RefreshExpiry = &exp
+	}
+	now := s.now()
+	v.Status.Valid = info.Expiry.IsZero() || now.Before(info.Expiry)
+	refreshDead := !info.RefreshExpiry.IsZero() && !now.Before(info.RefreshExpiry)
 	switch {
-	case v.Status.Valid || info.Renewable:
+	case v.Status.Valid || (info.Renewable && !refreshDead):
 		v.State = "connected"
 	default:
 		v.State = "consent_required"

@@ -153,6 +153,9 @@ var (
 	expiryDesc = prometheus.NewDesc("sidekey_token_expiry_seconds",
 		"Seconds until the tenant's current token expires (absent for tokens without expiry).",
 		[]string{"tenant"}, nil)
+	refreshExpiryDesc = prometheus.NewDesc("sidekey_refresh_token_expiry_seconds",
+		"Seconds until the tenant's refresh token expires and a person must connect it again (only when the platform states it).",
+		[]string{"tenant"}, nil)
 	consentDesc = prometheus.NewDesc("sidekey_tenant_consent_required",
 		"1 when the tenant needs a person to connect it (again), else 0.",
 		[]string{"tenant"}, nil)
@@ -164,6 +167,7 @@ var (
 // Describe implements prometheus.Collector.
 func (c *tokenCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- expiryDesc
+	ch <- refreshExpiryDesc
 	ch <- validDesc
 	ch <- consentDesc
 }
@@ -184,6 +188,9 @@ func (c *tokenCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(consentDesc, prometheus.GaugeValue, consent, name)
 		if st.Expiry != nil {
 			ch <- prometheus.MustNewConstMetric(expiryDesc, prometheus.GaugeValue, st.Expiry.Sub(now).Seconds(), name)
+		}
+		if st.RefreshExpiry != nil {
+			ch <- prometheus.MustNewConstMetric(refreshExpiryDesc, prometheus.GaugeValue, st.RefreshExpiry.Sub(now).Seconds(), name)
 		}
 	}
 }

@@ -36,8 +36,11 @@ func (s *Server) newLive(cfg *config.Config, prev *live) (*live, error) {
 		l.adminSum = sum[:]
 	}
 	var err error
-	if l.callers, err = newCallerSet(cfg.Callers); err != nil {
+	if l.callers, err = newCallerSet(cfg); err != nil {
 		return nil, err
+	}
+	if l.callers.hasSubjects() && s.cfg.TLS.ClientCAFile == "" {
+		s.log.Warn("callers with cert_subject cannot authenticate until sidekey restarts with tls.client_ca_file: the listener asks for no client certificate")
 	}
 	if !s.loopback && cfg.AllowUnauthenticated && l.callers == nil {
 		s.log.Warn("listening beyond loopback WITHOUT caller authentication (allow_unauthenticated: true): anyone who can reach " + cfg.Listen + " can use every tenant's credentials")
@@ -55,9 +58,9 @@ func (s *Server) newLive(cfg *config.Config, prev *live) (*live, error) {
 // Reload applies a new configuration without dropping a connection or a
 // cached token: tenants that did not change keep their engines, new ones
 // start, removed ones stop. Settings bound at start (listen, public_url,
-// storage, upstream, engine) keep their old values; changing them is
-// logged as needing a restart. A config that fails to build is rejected
-// whole, and the running one stays.
+// storage, upstream, engine, tls, caller_key_header) keep their old
+// values; changing them is logged as needing a restart. A config that
+// fails to build is rejected whole, and the running one stays.
 func (s *Server) Reload(cfg *config.Config) error {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
@@ -69,6 +72,8 @@ func (s *Server) Reload(cfg *config.Config) error {
 		"upstream":   cfg.Upstream != prev.cfg.Upstream,
 		"engine":     cfg.Engine != prev.cfg.Engine,
 		"tls":        !reflect.DeepEqual(cfg.TLS, prev.cfg.TLS),
+		// The proxy strips the caller key header it was built with.
+		"caller_key_header": cfg.CallerKeyHeader != prev.cfg.CallerKeyHeader,
 	} {
 		if changed {
 			s.log.Warn("reload: this setting only changes on restart", zap.String("key", key))
@@ -78,6 +83,7 @@ func (s *Server) Reload(cfg *config.Config) error {
 	next := *cfg
 	next.Listen, next.PublicURL, next.Storage = prev.cfg.Listen, prev.cfg.PublicURL, prev.cfg.Storage
 	next.Upstream, next.Engine, next.TLS = prev.cfg.Upstream, prev.cfg.Engine, prev.cfg.TLS
+	next.CallerKeyHeader = prev.cfg.CallerKeyHeader
 	l, err := s.newLive(&next, prev)
 	if err != nil {
 		return fmt.Errorf("%w: %w", errReloadRejected, err)

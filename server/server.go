@@ -122,6 +122,7 @@ func New(opts Options) (*Server, error) {
 		AccessLog:        accessLog,
 		Observer:         s.metrics,
 		TokenUnavailable: s.tokenUnavailable,
+		CallerKeyHeader:  cfg.CallerKeyHeader, // bound at start, see Reload
 	})
 	s.handler = s.routes()
 	var bg context.Context

@@ -35,20 +35,23 @@ type tenant struct {
 // token or secret by construction: only times, counters and error text that
 // providers guarantee to be secret-free.
 type tenantStatus struct {
-	Provider    string     `json:"provider"`
-	API         string     `json:"api"`
-	State       string     `json:"state"`
-	Valid       bool       `json:"valid"`
-	Expiry      *time.Time `json:"expiry,omitempty"`
-	LastRefresh *time.Time `json:"last_refresh,omitempty"`
-	NextRefresh *time.Time `json:"next_refresh,omitempty"`
-	LastError   string     `json:"last_error,omitempty"`
-	Fetches     uint64     `json:"fetches"`
-	Failures    uint64     `json:"failures"`
-	ConnectURL  string     `json:"connect_url,omitempty"`  // consent-flow tenants: where a person (re)connects it
-	ConnectedAt *time.Time `json:"connected_at,omitempty"` // when a consent last completed on this replica
-	Requests    uint64     `json:"requests"`               // proxied by this replica since start
-	RateWaits   uint64     `json:"rate_limit_waits"`       // of which queued for the rate limit
+	Provider string     `json:"provider"`
+	API      string     `json:"api"`
+	State    string     `json:"state"`
+	Valid    bool       `json:"valid"`
+	Expiry   *time.Time `json:"expiry,omitempty"`
+	// RefreshExpiry is when the refresh token expires (a person must
+	// connect the tenant again by then), when the platform said.
+	RefreshExpiry *time.Time `json:"refresh_expiry,omitempty"`
+	LastRefresh   *time.Time `json:"last_refresh,omitempty"`
+	NextRefresh   *time.Time `json:"next_refresh,omitempty"`
+	LastError     string     `json:"last_error,omitempty"`
+	Fetches       uint64     `json:"fetches"`
+	Failures      uint64     `json:"failures"`
+	ConnectURL    string     `json:"connect_url,omitempty"`  // consent-flow tenants: where a person (re)connects it
+	ConnectedAt   *time.Time `json:"connected_at,omitempty"` // when a consent last completed on this replica
+	Requests      uint64     `json:"requests"`               // proxied by this replica since start
+	RateWaits     uint64     `json:"rate_limit_waits"`       // of which queued for the rate limit
 }
 
 // buildTenants resolves every configured tenant and builds its chain:
@@ -103,6 +106,9 @@ func (s *Server) newTenant(name string, spec *providers.Tenant, rl config.RateLi
 				if prev.RefreshToken == "" {
 					return nil, fmt.Errorf("%w: tenant %s's token ran out and there is no refresh token", providers.ErrConsentRequired, name)
 				}
+				if exp := tokensource.RefreshExpiry(prev); !exp.IsZero() && !s.now().Before(exp) {
+					return nil, fmt.Errorf("%w: tenant %s's refresh token expired at %s", providers.ErrConsentRequired, name, exp.UTC().Format(time.RFC3339))
+				}
 				return spec.AuthCode.Refresh(ctx, prev.RefreshToken)
 			},
 			Final: func(err error) bool { return errors.Is(err, providers.ErrConsentRequired) },
@@ -143,7 +149,8 @@ func (s *Server) newTenant(name string, spec *providers.Tenant, rl config.RateLi
 func tokenKey(tenant string) string { return "tokens/" + tenant }
 
 // consentSoon is how close to expiry a tenant without a refresh grant
-// (Istores) shows "consent_needed_soon".
+// (Istores), or whose refresh token expires at a known time, shows
+// "consent_needed_soon".
 const consentSoon = 14 * 24 * time.Hour
 
 // status reports one tenant.
@@ -166,6 +173,8 @@ func (s *Server) tenantStatus(name string, t *tenant) tenantStatus {
 			out.State = "consent_required"
 		case out.Valid && t.spec.Provider == "istores" && !st.Expiry.IsZero() && st.Expiry.Sub(now) < consentSoon:
 			out.State = "consent_needed_soon"
+		case out.Valid && !st.RefreshExpiry.IsZero() && st.RefreshExpiry.Sub(now) < consentSoon:
+			out.State = "consent_needed_soon"
 		}
 	}
 	timePtr := func(t time.Time) *time.Time {
@@ -176,6 +185,7 @@ func (s *Server) tenantStatus(name string, t *tenant) tenantStatus {
 		return &t
 	}
 	out.Expiry = timePtr(st.Expiry)
+	out.RefreshExpiry = timePtr(st.RefreshExpiry)
 	out.LastRefresh = timePtr(st.LastRefresh)
 	out.NextRefresh = timePtr(st.NextRefresh)
 	out.ConnectedAt = t.connectedAt.Load()

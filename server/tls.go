@@ -3,16 +3,37 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"fmt"
 	"net"
+	"os"
+
+	"go.uber.org/zap"
 )
 
 // wrapTLS returns ln serving HTTPS as tls.mode asks (off: ln itself). On
 // error it returns ln unchanged, so the caller can close it. In acme mode
 // it obtains (or loads and renews) the certificates before it returns, and
 // stops their maintenance when ctx is done.
+//
+// With tls.client_ca_file (read here, at start only) the listener asks
+// clients for a certificate and verifies one that is presented against
+// that file's CAs: a certificate that does not chain to them fails the
+// handshake, and a client without one is still served (it may present a
+// caller key).
 func (s *Server) wrapTLS(ctx context.Context, ln net.Listener) (net.Listener, error) {
-	switch s.cfg.TLS.Mode {
-	case "files":
+	mode := s.cfg.TLS.Mode
+	if mode != "files" && mode != "acme" {
+		return ln, nil
+	}
+	// Before anything else: a broken file fails the start before an ACME
+	// CA is asked for a certificate.
+	clientCAs, err := s.clientCAs()
+	if err != nil {
+		return ln, err
+	}
+	var tc *tls.Config
+	if mode == "files" {
 		files, err := loadCertFiles(certFilesOptions{
 			CertFile: s.cfg.TLS.CertFile,
 			KeyFile:  s.cfg.TLS.KeyFile,
@@ -21,17 +42,39 @@ func (s *Server) wrapTLS(ctx context.Context, ln net.Listener) (net.Listener, er
 		if err != nil {
 			return ln, err
 		}
-		tc := baseTLSConfig()
+		tc = baseTLSConfig()
 		tc.GetCertificate = files.GetCertificate
-		return tls.NewListener(ln, tc), nil
-	case "acme":
-		tc, err := s.acmeTLSConfig(ctx, ln)
-		if err != nil {
-			return ln, err
-		}
-		return tls.NewListener(ln, tc), nil
+	} else if tc, err = s.acmeTLSConfig(ctx, ln); err != nil {
+		return ln, err
 	}
-	return ln, nil
+	if clientCAs != nil {
+		tc.ClientAuth = tls.VerifyClientCertIfGiven
+		tc.ClientCAs = clientCAs
+		s.log.Named("tls").Info("verifying client certificates", zap.String("client_ca_file", s.cfg.TLS.ClientCAFile))
+	}
+	return tls.NewListener(ln, tc), nil
+}
+
+// clientCAs reads tls.client_ca_file; nil when it is not set.
+func (s *Server) clientCAs() (*x509.CertPool, error) {
+	if s.cfg.TLS.ClientCAFile == "" {
+		return nil, nil
+	}
+	return loadCertPool("tls.client_ca_file", s.cfg.TLS.ClientCAFile)
+}
+
+// loadCertPool reads a PEM file of CA certificates; key names the setting
+// in errors, which name the file too.
+func loadCertPool(key, file string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("server: %s: %w", key, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("server: %s %s: no PEM certificate in it", key, file)
+	}
+	return pool, nil
 }
 
 // baseTLSConfig is what every HTTPS mode shares: TLS 1.2 or later, and

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"strconv"
 
@@ -29,7 +28,7 @@ func (s *Server) acmeTLSConfig(ctx context.Context, ln net.Listener) (*tls.Confi
 	var roots *x509.CertPool
 	if t.CARootFile != "" {
 		var err error
-		if roots, err = loadRoots(t.CARootFile); err != nil {
+		if roots, err = loadCertPool("tls.ca_root_file", t.CARootFile); err != nil {
 			return nil, err
 		}
 	}
@@ -76,19 +75,6 @@ func (s *Server) acmeTLSConfig(ctx context.Context, ln net.Listener) (*tls.Confi
 	}()
 	log.Info("serving ACME certificates", zap.Strings("domains", t.Domains), zap.String("ca", t.CA))
 	return tc, nil
-}
-
-// loadRoots reads a PEM file of CA certificates.
-func loadRoots(file string) (*x509.CertPool, error) {
-	pem, err := os.ReadFile(file)
-	if err != nil {
-		return nil, fmt.Errorf("server: tls.ca_root_file: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("server: tls.ca_root_file %s: no PEM certificate in it", file)
-	}
-	return pool, nil
 }
 
 // listenerPort is ln's TCP port, or 0 if it has none.

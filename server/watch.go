@@ -60,6 +60,9 @@ func (s *Server) tokenChanged(ctx context.Context, name string) {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return
 	}
+	if tok != nil && tok.RefreshToken == "" && !tok.Expiry.IsZero() && !s.now().Before(tok.Expiry) {
+		return // a refused refresh token was cleared: nothing new to serve, and the engine's error says why
+	}
 	if tok == nil || !t.engine.Status().Valid {
 		t.engine.Reset()
 	}

@@ -62,6 +62,9 @@ type Status struct {
 	// Expiry is the current token's effective expiry (its own expiry less
 	// the clock-skew margin); zero for a permanent token or none.
 	Expiry time.Time
+	// RefreshExpiry is when the current token's refresh token expires, if
+	// the platform said (see RefreshExpiryExtra); zero otherwise.
+	RefreshExpiry time.Time
 	// LastRefresh is when the last successful fetch completed; zero if none.
 	LastRefresh time.Time
 	// NextRefresh is when the next fetch is due; zero if none is planned
@@ -336,6 +339,7 @@ func (s *Source) Status() Status {
 	}
 	if st != nil {
 		out.Expiry = st.expiry
+		out.RefreshExpiry = RefreshExpiry(st.tok)
 	}
 	out.Valid = st.valid(now)
 	switch {

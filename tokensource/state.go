@@ -67,6 +67,23 @@ func newState(tok *oauth2.Token, fetchedAt, requestedAt time.Time, refreshBefore
 // it together rather than each at half of what remains.
 const ObtainedExtra = "sidekey_obtained"
 
+// RefreshExpiryExtra names the oauth2.Token extra (a time.Time) that says
+// when the token's refresh token expires, when the platform said so (a
+// provider sets it from refresh_expires_in or refresh_token_expires_in). A
+// StoredSource stores it, and carries it over to a rotated refresh token
+// whose answer states none: SCAYLE's rotated refresh token keeps its
+// original expiry, and elsewhere the earlier date is the safe guess.
+const RefreshExpiryExtra = "sidekey_refresh_expiry"
+
+// RefreshExpiry returns tok's RefreshExpiryExtra; zero when unknown.
+func RefreshExpiry(tok *oauth2.Token) time.Time {
+	if tok == nil {
+		return time.Time{}
+	}
+	t, _ := tok.Extra(RefreshExpiryExtra).(time.Time)
+	return t
+}
+
 // valid reports whether st holds a token that may be served at now.
 func (st *state) valid(now time.Time) bool {
 	return st != nil && (st.expiry.IsZero() || now.Before(st.expiry))

@@ -78,6 +78,8 @@ type record struct {
 	RefreshToken string    `json:"refresh_token,omitempty"`
 	Expiry       time.Time `json:"expiry,omitzero"`
 	Obtained     time.Time `json:"obtained"`
+	// RefreshExpiry is when RefreshToken expires, if the platform said.
+	RefreshExpiry time.Time `json:"refresh_expiry,omitzero"`
 }
 
 // writeTimeout bounds a store write; writes are not cancelled with the
@@ -152,9 +154,7 @@ func (s *StoredSource) TokenContext(ctx context.Context) (*oauth2.Token, error) 
 	if tok == nil || tok.AccessToken == "" {
 		return nil, fmt.Errorf("tokensource: %s: the grant returned no access token", s.opts.Name)
 	}
-	if tok.RefreshToken == "" && prev != nil {
-		tok = withRefreshToken(tok, prev.RefreshToken)
-	}
+	tok = carryRefresh(tok, prev)
 	swapped, err := s.swap(ctx, raw, tok, requested)
 	if err != nil {
 		s.pending, s.pendingOld, s.pendingAt = tok, raw, requested // the only copy of a rotated refresh token: keep it
@@ -222,9 +222,7 @@ func (s *StoredSource) Renew(ctx context.Context, olderThan time.Time) (bool, er
 		}
 		return false, err
 	}
-	if tok.RefreshToken == "" {
-		tok = withRefreshToken(tok, prev.RefreshToken)
-	}
+	tok = carryRefresh(tok, prev)
 	swapped, err := s.swap(ctx, raw, tok, requested)
 	if err != nil {
 		s.pending, s.pendingOld, s.pendingAt = tok, raw, requested
@@ -280,15 +278,23 @@ func (s *StoredSource) load(ctx context.Context) (*oauth2.Token, []byte, error) 
 		return nil, nil, fmt.Errorf("tokensource: %s: the stored token is not readable: %w", s.opts.Name, err)
 	}
 	tok := &oauth2.Token{AccessToken: r.AccessToken, TokenType: r.TokenType, RefreshToken: r.RefreshToken, Expiry: r.Expiry}
-	return tok.WithExtra(map[string]any{ObtainedExtra: r.Obtained}), b, nil
+	extra := map[string]any{ObtainedExtra: r.Obtained}
+	if !r.RefreshExpiry.IsZero() {
+		extra[RefreshExpiryExtra] = r.RefreshExpiry
+	}
+	return tok.WithExtra(extra), b, nil
 }
 
 // encode is tok, requested at obtained, as stored.
 func (s *StoredSource) encode(tok *oauth2.Token, obtained time.Time) ([]byte, error) {
-	b, err := json.Marshal(record{
+	r := record{
 		AccessToken: tok.AccessToken, TokenType: tok.TokenType, RefreshToken: tok.RefreshToken,
 		Expiry: tok.Expiry.UTC(), Obtained: obtained.UTC(),
-	})
+	}
+	if tok.RefreshToken != "" {
+		r.RefreshExpiry = RefreshExpiry(tok).UTC()
+	}
+	b, err := json.Marshal(r)
 	if err != nil {
 		return nil, fmt.Errorf("tokensource: %s: encoding the token: %w", s.opts.Name, err)
 	}
@@ -371,11 +377,40 @@ func withRefreshToken(tok *oauth2.Token, rt string) *oauth2.Token {
 	return &c
 }
 
+// carryRefresh completes tok, fetched with prev, from prev: a grant that
+// returned no refresh token keeps prev's (and its expiry), and a rotated
+// refresh token whose answer states no expiry keeps prev's expiry.
+func carryRefresh(tok, prev *oauth2.Token) *oauth2.Token {
+	if prev == nil {
+		return tok
+	}
+	if tok.RefreshToken == "" {
+		tok = withRefreshToken(tok, prev.RefreshToken)
+	}
+	if exp := RefreshExpiry(prev); !exp.IsZero() && RefreshExpiry(tok).IsZero() && tok.RefreshToken != "" {
+		tok = withExtra(tok, RefreshExpiryExtra, exp)
+	}
+	return tok
+}
+
+// withExtra returns a copy of tok whose extras are tok's (those set as a
+// map[string]any) and key = v.
+func withExtra(tok *oauth2.Token, key string, v any) *oauth2.Token {
+	extra := map[string]any{key: v}
+	for _, k := range []string{"scope", ObtainedExtra, RefreshExpiryExtra} {
+		if old := tok.Extra(k); old != nil && k != key {
+			extra[k] = old
+		}
+	}
+	return tok.WithExtra(extra)
+}
+
 // StoredInfo is what a stored token record says without its secrets.
 type StoredInfo struct {
-	Obtained  time.Time // when the token was obtained
-	Expiry    time.Time // the access token's expiry; zero: none
-	Renewable bool      // a refresh token is stored
+	Obtained      time.Time // when the token was obtained
+	Expiry        time.Time // the access token's expiry; zero: none
+	Renewable     bool      // a refresh token is stored
+	RefreshExpiry time.Time // when the refresh token expires; zero: unknown
 }
 
 // ReadStoredInfo reads a stored token record (as a StoredSource writes it),
@@ -386,5 +421,5 @@ func ReadStoredInfo(b []byte) (StoredInfo, error) {
 	if err := json.Unmarshal(b, &r); err != nil {
 		return StoredInfo{}, fmt.Errorf("tokensource: the stored token is not readable: %w", err)
 	}
-	return StoredInfo{Obtained: r.Obtained, Expiry: r.Expiry, Renewable: r.RefreshToken != ""}, nil
+	return StoredInfo{Obtained: r.Obtained, Expiry: r.Expiry, Renewable: r.RefreshToken != "", RefreshExpiry: r.RefreshExpiry}, nil
 }

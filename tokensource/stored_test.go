@@ -288,3 +288,40 @@ func TestRefreshOutlivesItsCaller(t *testing.T) {
 		t.Fatalf("stored %+v, %v; want the rotated refresh token rt-2", tok, err)
 	}
 }
+
+// TestRefreshExpiryIsStoredAndCarried: a refresh token's stated expiry is
+// stored with it, read back after a restart, and kept for a rotated
+// refresh token whose answer states none (SCAYLE's rule).
+func TestRefreshExpiryIsStoredAndCarried(t *testing.T) {
+	st := store.NewMemory()
+	defer st.Close()
+	consentEnds := time.Now().Add(30 * 24 * time.Hour).Truncate(time.Second).UTC()
+	n := 0
+	fetch := func(_ context.Context, prev *oauth2.Token) (*oauth2.Token, error) {
+		n++
+		return &oauth2.Token{AccessToken: fmt.Sprintf("at-%d", n), RefreshToken: fmt.Sprintf("rt-%d", n), Expiry: time.Now().Add(time.Hour)}, nil
+	}
+	src := tokensource.Stored(tokensource.StoredOptions{Name: "acme", Storage: st, Key: "tokens/acme", Fetch: fetch})
+	first := (&oauth2.Token{AccessToken: "at-0", RefreshToken: "rt-0", Expiry: time.Now().Add(-time.Minute)}).
+		WithExtra(map[string]any{tokensource.RefreshExpiryExtra: consentEnds})
+	if err := src.Save(context.Background(), first); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := src.Token() // the stored token ran out: a refresh rotates rt-0
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.RefreshToken != "rt-1" || !tokensource.RefreshExpiry(tok).Equal(consentEnds) {
+		t.Errorf("after rotation: %s, refresh expiry %v; want rt-1 keeping %v", tok.RefreshToken, tokensource.RefreshExpiry(tok), consentEnds)
+	}
+	// A restarted replica reads the same from the store.
+	again := tokensource.Stored(tokensource.StoredOptions{Name: "acme", Storage: st, Key: "tokens/acme", Fetch: fetch})
+	stored, err := again.Stored(context.Background())
+	if err != nil || !tokensource.RefreshExpiry(stored).Equal(consentEnds) {
+		t.Errorf("stored refresh expiry %v, %v; want %v", tokensource.RefreshExpiry(stored), err, consentEnds)
+	}
+	raw, _ := st.Load(context.Background(), "tokens/acme")
+	if info, err := tokensource.ReadStoredInfo(raw); err != nil || !info.RefreshExpiry.Equal(consentEnds) {
+		t.Errorf("ReadStoredInfo refresh expiry %v, %v; want %v", info.RefreshExpiry, err, consentEnds)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 )
 
 // OAuth2 simulates a generic RFC 6749 authorization server at
@@ -128,6 +129,7 @@ func (o *OAuth2) serveToken(w http.ResponseWriter, r *http.Request) {
 		audience = form.Get("resource")
 	}
 	extra := map[string]any{}
+	var refreshExpiry time.Time // of the refresh token answered; zero: none
 	switch form.Get("grant_type") {
 	case "client_credentials":
 	case "refresh_token":
@@ -139,6 +141,7 @@ func (o *OAuth2) serveToken(w http.ResponseWriter, r *http.Request) {
 		if next != "" {
 			extra["refresh_token"] = next
 		}
+		refreshExpiry = g.expiry
 		if scope == "" {
 			scope = g.scope
 		}
@@ -156,7 +159,12 @@ func (o *OAuth2) serveToken(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		scope = g.scope
-		extra["refresh_token"] = o.addRefresh(refreshGrant{clientID: id, scope: g.scope})
+		rg := refreshGrant{clientID: id, scope: g.scope}
+		if o.opts.RefreshLifetime > 0 {
+			rg.expiry = time.Now().Add(o.opts.RefreshLifetime)
+		}
+		extra["refresh_token"] = o.addRefresh(rg)
+		refreshExpiry = rg.expiry
 	case "":
 		tokenError(w, http.StatusBadRequest, "invalid_request", "grant_type is missing")
 		return
@@ -166,6 +174,9 @@ func (o *OAuth2) serveToken(w http.ResponseWriter, r *http.Request) {
 	}
 	if scope != "" {
 		extra["scope"] = scope
+	}
+	if o.opts.RefreshLifetime > 0 && !refreshExpiry.IsZero() {
+		extra["refresh_expires_in"] = int64(time.Until(refreshExpiry).Seconds())
 	}
 	tok, lifetime := o.issue(id, scope, audience)
 	writeTokenResponse(w, o.tokenBody(tok, lifetime, extra))

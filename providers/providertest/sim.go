@@ -60,6 +60,10 @@ type SimOptions struct {
 	// refresh token and invalidate the one used (OAuth2; SCAYLE always
 	// rotates, StoreHippo never does).
 	RotateRefreshTokens bool
+	// RefreshLifetime, if set, makes the OAuth2 simulator's refresh tokens
+	// expire this long after the consent (a rotated one keeps the expiry)
+	// and state the time left as refresh_expires_in, as Keycloak does.
+	RefreshLifetime time.Duration
 	// TokenLatency delays every token response from the start (0: none).
 	// SetTokenLatency changes it at runtime.
 	TokenLatency time.Duration
