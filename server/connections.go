@@ -197,6 +197,26 @@ func (r *registry) load(name string) (*tenant, error) {
 	return t, nil
 }
 
+// transient returns connection name's tenant without making it active:
+// the loaded one, or else one built for the caller alone, which done stops.
+// The idle sweep uses it, so that renewing a thousand idle connections does
+// not push the active ones out of the LRU.
+func (r *registry) transient(name string) (t *tenant, done func(), err error) {
+	if t, ok := r.loaded.Peek(name); ok {
+		return t, func() {}, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := r.s.readConnection(ctx, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if t, err = r.s.connectionTenant(c); err != nil {
+		return nil, nil, err
+	}
+	return t, t.engine.Close, nil
+}
+
 // forget drops connection name from memory (its engine stops); the next
 // request reads the store again.
 func (r *registry) forget(name string) {

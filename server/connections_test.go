@@ -229,6 +229,10 @@ func TestIdleConnectionsAreRenewed(t *testing.T) {
 	if got := hip.RefreshRequests() - before; got != 2 {
 		t.Errorf("%d refresh requests; want 2", got)
 	}
+	// The sweep left the active set alone: nothing it renewed was loaded.
+	if m := get(t, r.base+"/_sidekey/metrics").body; !strings.Contains(m, "sidekey_engines_active 0") {
+		t.Error("the idle sweep loaded the connections it renewed (sidekey_engines_active is not 0)")
+	}
 	for _, name := range []string{"idle-a", "idle-b"} {
 		if got := get(t, r.base+"/"+name+"/entity/ms.products"); got.status != 200 {
 			t.Errorf("%s after renewal: %d %s", name, got.status, got.body)

@@ -63,11 +63,16 @@ func (s *Server) SweepIdle(ctx context.Context, olderThan time.Time) int {
 		case <-pace.C:
 		}
 		pace.Reset(sweepPace)
-		t, ok := s.conns.get(name)
-		if !ok || t.stored == nil {
+		t, release, err := s.conns.transient(name)
+		if err != nil {
+			continue // gone meanwhile, or its app no longer builds
+		}
+		if t.stored == nil {
+			release()
 			continue
 		}
 		done, err := t.stored.Renew(ctx, olderThan)
+		release()
 		switch {
 		case err != nil:
 			s.log.Warn("idle sweep: renewing failed", zap.String("tenant", name), zap.Error(err))
