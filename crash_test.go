@@ -17,8 +17,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/sidekey/sidekey/providers/providertest"
 )
 
 // TestMain lets the test binary act as `sidekey serve` in a child process,
@@ -120,44 +118,15 @@ func (s *syncBuffer) String() string {
 // TestSIGTERMDuringRefreshStoresTheRotatedToken covers the graceful stop in
 // that window.
 func TestKill9DuringRotationLosesNothing(t *testing.T) {
-	const shopSecret, secret = "shop-secret-kill9-test", "client-secret-kill9-test"
-	sc := providertest.NewSCAYLE(providertest.SCAYLEOptions{
-		SimOptions: providertest.SimOptions{ClientID: "kill9", ClientSecret: secret, TokenLifetime: 3 * time.Second},
-		ShopID:     "1001", ShopSecret: shopSecret, IdpKey: "google",
-	})
-	defer sc.Close()
+	shop := newShop(t, "kill9", 3*time.Second)
+	sc, secret, shopSecret := shop.sim, shop.secret, shop.shopSecret
 	dir := t.TempDir()
 	addr := freeAddr(t)
-	cfgPath := filepath.Join(dir, "sidekey.yaml")
-	cfg := fmt.Sprintf(`listen: %s
-storage: {type: file, path: %s}
-log: {level: debug, access_log: false}
-tenants:
-  shop:
-    provider: scayle
-    tenant_space: acme
-    shop_id: "1001"
-    idp_key: google
-    client_id: kill9
-    client_secret: %s
-    shop_secret: %s
-    auth_url: %s
-    token_url: %s
-    api_url: %s
-`, addr, filepath.Join(dir, "data"), secret, shopSecret, sc.AuthURL(), sc.TokenURL(), sc.APIURL())
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath := sidekeyConfig{Listen: addr, Storage: "{type: file, path: " + filepath.Join(dir, "data") + "}",
+		Top: "log: {level: debug, access_log: false}\n"}.write(t, dir, "sidekey.yaml", shop)
 	logs := &syncBuffer{}
 	c := startChild(t, cfgPath, addr, logs)
-	resp, err := http.Get(c.base + "/_sidekey/oauth/connect/shop") // follows the simulator's consent to the callback
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("consent: %d", resp.StatusCode)
-	}
+	connectShop(t, c.base)
 
 	base := c.base // the same address across restarts
 	var answered, failed atomic.Int64
@@ -251,44 +220,15 @@ tenants:
 // stores it, exits 0, and after a restart serves with the new refresh token
 // — none is used twice, no consent is needed.
 func TestSIGTERMDuringRefreshStoresTheRotatedToken(t *testing.T) {
-	sc := providertest.NewSCAYLE(providertest.SCAYLEOptions{
-		SimOptions: providertest.SimOptions{ClientID: "term", ClientSecret: "term-secret", TokenLifetime: 2 * time.Second},
-		ShopID:     "1001", ShopSecret: "term-shop-secret", IdpKey: "google",
-	})
-	defer sc.Close()
+	shop := newShop(t, "term", 2*time.Second)
+	sc := shop.sim
 	dir := t.TempDir()
 	addr := freeAddr(t)
-	cfgPath := filepath.Join(dir, "sidekey.yaml")
-	cfg := fmt.Sprintf(`listen: %s
-storage: {type: file, path: %s}
-shutdown_timeout: 20s
-log: {level: info, access_log: false}
-tenants:
-  shop:
-    provider: scayle
-    tenant_space: acme
-    shop_id: "1001"
-    idp_key: google
-    client_id: term
-    client_secret: term-secret
-    shop_secret: term-shop-secret
-    auth_url: %s
-    token_url: %s
-    api_url: %s
-`, addr, filepath.Join(dir, "data"), sc.AuthURL(), sc.TokenURL(), sc.APIURL())
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath := sidekeyConfig{Listen: addr, Storage: "{type: file, path: " + filepath.Join(dir, "data") + "}",
+		Top: "shutdown_timeout: 20s\nlog: {level: info, access_log: false}\n"}.write(t, dir, "sidekey.yaml", shop)
 	logs := &syncBuffer{}
 	c := startChild(t, cfgPath, addr, logs)
-	resp, err := http.Get(c.base + "/_sidekey/oauth/connect/shop")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("consent: %d", resp.StatusCode)
-	}
+	connectShop(t, c.base)
 	getOK := func(c *child) {
 		t.Helper()
 		resp, err := http.Get(c.base + "/shop/v1/echo/basket")

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -21,42 +20,21 @@ import (
 // other tenants, and work again after one consent, with nothing secret in
 // its logs.
 func TestKill9AfterRotationNeedsOnlyAReconnect(t *testing.T) {
-	const secret, shopSecret = "window-secret", "window-shop-secret"
-	sc := providertest.NewSCAYLE(providertest.SCAYLEOptions{
-		SimOptions: providertest.SimOptions{ClientID: "window", ClientSecret: secret, TokenLifetime: 2 * time.Second},
-		ShopID:     "1001", ShopSecret: shopSecret, IdpKey: "google",
-	})
-	defer sc.Close()
+	shop := newShop(t, "window", 2*time.Second)
+	sc, secret, shopSecret := shop.sim, shop.secret, shop.shopSecret
 	ss := providertest.NewSimpleStore(providertest.SimOptions{ClientID: "plain", ClientSecret: "plain-secret"})
 	defer ss.Close()
 	dir := t.TempDir()
 	addr := freeAddr(t)
-	cfgPath := filepath.Join(dir, "sidekey.yaml")
-	cfg := fmt.Sprintf(`listen: %s
-storage: {type: file, path: %s}
-log: {level: debug, access_log: false}
-tenants:
-  shop:
-    provider: scayle
-    tenant_space: acme
-    shop_id: "1001"
-    idp_key: google
-    client_id: window
-    client_secret: %s
-    shop_secret: %s
-    auth_url: %s
-    token_url: %s
-    api_url: %s
-  cart:
+	cfgPath := sidekeyConfig{Listen: addr, Storage: "{type: file, path: " + filepath.Join(dir, "data") + "}",
+		Top: "log: {level: debug, access_log: false}\n",
+		Tenants: fmt.Sprintf(`  cart:
     provider: simplestore
     client_id: plain
     client_secret: plain-secret
     token_url: %s
     api_url: %s
-`, addr, filepath.Join(dir, "data"), secret, shopSecret, sc.AuthURL(), sc.TokenURL(), sc.APIURL(), ss.TokenURL(), ss.APIURL())
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+`, ss.TokenURL(), ss.APIURL())}.write(t, dir, "sidekey.yaml", shop)
 	logs := &syncBuffer{}
 	c := startChild(t, cfgPath, addr, logs)
 	get := func(path string) (int, string) {

@@ -14,8 +14,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/sidekey/sidekey/providers/providertest"
 )
 
 // redisServer is a real redis-server on a loopback port, with an
@@ -82,11 +80,8 @@ func TestFleetSharesOneTokenThroughRedis(t *testing.T) {
 		t.Skip("15 s of traffic; run without -short")
 	}
 	redis := startRedis(t)
-	sc := providertest.NewSCAYLE(providertest.SCAYLEOptions{
-		SimOptions: providertest.SimOptions{ClientID: "fleet", ClientSecret: "fleet-secret", TokenLifetime: 2 * time.Second},
-		ShopID:     "1001", ShopSecret: "fleet-shop-secret", IdpKey: "google",
-	})
-	defer sc.Close()
+	shop := newShop(t, "fleet", 2*time.Second)
+	sc := shop.sim
 	dir := t.TempDir()
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
@@ -98,39 +93,12 @@ func TestFleetSharesOneTokenThroughRedis(t *testing.T) {
 	var replicas []*child
 	for i := range 3 {
 		addr := freeAddr(t)
-		path := filepath.Join(dir, fmt.Sprintf("replica-%d.yaml", i))
-		cfg := fmt.Sprintf(`listen: %s
-storage:
-  type: redis
-  key_file: %s
-  redis: {addr: "%s", prefix: fleet}
-log: {level: info, access_log: false}
-tenants:
-  shop:
-    provider: scayle
-    tenant_space: acme
-    shop_id: "1001"
-    idp_key: google
-    client_id: fleet
-    client_secret: fleet-secret
-    shop_secret: fleet-shop-secret
-    auth_url: %s
-    token_url: %s
-    api_url: %s
-`, addr, keyFile, redis.addr, sc.AuthURL(), sc.TokenURL(), sc.APIURL())
-		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		path := sidekeyConfig{Listen: addr,
+			Storage: fmt.Sprintf(`{type: redis, key_file: %s, redis: {addr: "%s", prefix: fleet}}`, keyFile, redis.addr),
+			Top:     "log: {level: info, access_log: false}\n"}.write(t, dir, fmt.Sprintf("replica-%d.yaml", i), shop)
 		replicas = append(replicas, startChild(t, path, addr, logs))
 	}
-	resp, err := http.Get(replicas[0].base + "/_sidekey/oauth/connect/shop")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("consent through replica 0: %d", resp.StatusCode)
-	}
+	connectShop(t, replicas[0].base)
 
 	var total, failed atomic.Int64
 	var firstFailure atomic.Value
@@ -178,7 +146,7 @@ tenants:
 	if refreshes < 7 || refreshes > 24 {
 		t.Errorf("%d refreshes fleet-wide; want about 15", refreshes)
 	}
-	if strings.Contains(logs.String(), "fleet-secret") || strings.Contains(logs.String(), "fleet-shop-secret") {
+	if strings.Contains(logs.String(), shop.secret) || strings.Contains(logs.String(), shop.shopSecret) {
 		t.Error("a secret reached a replica's log")
 	}
 }
