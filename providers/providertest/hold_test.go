@@ -18,20 +18,26 @@ func refreshRequest(ctx context.Context, o *OAuth2, rt string) *http.Request {
 	return req
 }
 
+// sendRefresh sends refreshRequest(ctx, o, rt) and reports its error.
+func sendRefresh(ctx context.Context, o *OAuth2, rt string) <-chan error {
+	errc := make(chan error, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(refreshRequest(ctx, o, rt))
+		if err == nil {
+			resp.Body.Close()
+		}
+		errc <- err
+	}()
+	return errc
+}
+
 func TestHeldTokenRequestWaitsAndADepartedOneIsNeverProcessed(t *testing.T) {
 	o := NewOAuth2(SimOptions{RefreshToken: "rt-1", RotateRefreshTokens: true})
 	defer o.Close()
 
 	release := o.HoldTokenRequests()
 	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() {
-		resp, err := http.DefaultClient.Do(refreshRequest(ctx, o, "rt-1"))
-		if err == nil {
-			resp.Body.Close()
-		}
-		errc <- err
-	}()
+	errc := sendRefresh(ctx, o, "rt-1")
 	// The request reaches the endpoint and is held there.
 	waitFor(t, "the request to be held", func() bool { return o.TokenRequestsHeld() == 1 })
 	cancel() // the client goes away while held
@@ -67,14 +73,7 @@ func TestTokenResponseDelayRotatesBeforeAnswering(t *testing.T) {
 	defer o.Close()
 	o.SetTokenResponseDelay(time.Hour) // ended by Close at the latest
 	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() {
-		resp, err := http.DefaultClient.Do(refreshRequest(ctx, o, "rt-1"))
-		if err == nil {
-			resp.Body.Close()
-		}
-		errc <- err
-	}()
+	errc := sendRefresh(ctx, o, "rt-1")
 	// The platform rotates rt-1 while the answer is still on its way.
 	for o.ValidRefreshToken("rt-1") {
 		select {
