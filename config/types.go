@@ -243,6 +243,11 @@ type Tenant struct {
 	// RefreshBefore starts a refresh this long before expiry. Zero: once half
 	// the token's lifetime has passed.
 	RefreshBefore Duration `yaml:"refresh_before"`
+	// RefreshTokenLifetime is how long a consent's refresh token lives, for
+	// platforms that set it per client without saying so in their answers
+	// (SCAYLE). Counted from the consent; a rotated refresh token keeps the
+	// expiry. Zero: unknown, unless the platform states it.
+	RefreshTokenLifetime Duration `yaml:"refresh_token_lifetime"`
 }
 
 // RateLimit is a token bucket for one tenant's outbound requests.

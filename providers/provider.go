@@ -50,6 +50,9 @@ type Tenant struct {
 	// RefreshBefore starts a refresh this long before expiry. Zero: the
 	// engine's default (half the token's lifetime).
 	RefreshBefore time.Duration
+	// RefreshTokenLifetime is the configured life of a consent's refresh
+	// token (refresh_token_lifetime); zero: unknown.
+	RefreshTokenLifetime time.Duration
 	// Source is the raw grant of a tenant without a consent flow (nil when
 	// AuthCode is set): every Token() call performs one token request
 	// (no caching; the engine caches). It is safe for concurrent use and
@@ -188,14 +191,15 @@ func Build(name string, t *config.Tenant, opts Options) (*Tenant, error) {
 		client = defaultHTTPClient()
 	}
 	out := &Tenant{
-		Name:          name,
-		Provider:      r.p.name,
-		APIURL:        r.apiURL,
-		TokenURL:      r.tokenURL,
-		AuthURL:       r.authURL,
-		Inject:        r.inject,
-		Headers:       r.headers,
-		RefreshBefore: time.Duration(t.RefreshBefore),
+		Name:                 name,
+		Provider:             r.p.name,
+		APIURL:               r.apiURL,
+		TokenURL:             r.tokenURL,
+		AuthURL:              r.authURL,
+		Inject:               r.inject,
+		Headers:              r.headers,
+		RefreshBefore:        time.Duration(t.RefreshBefore),
+		RefreshTokenLifetime: time.Duration(t.RefreshTokenLifetime),
 	}
 	env := sourceEnv{client: client, log: log}
 	if r.authURL != nil {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # check-chart.sh validates charts/sidekey and examples/kubernetes offline:
 #   1. helm lint --strict, with the default values and every ci/*-values.yaml
-#      (default, ha, existing-secret, callers, apps, tls-files, tls-acme);
+#      (default, ha, existing-secret, callers, apps, tls-files, tls-acme, mtls);
 #   2. helm template for every scenario, then kubeconform -strict against
 #      schemas built from Kubernetes' own swagger.json (ServiceMonitor skipped:
 #      a CRD), the rendered output's promises (scripts/chartcheck), and
@@ -9,7 +9,7 @@
 #   3. the same for the sidecar example;
 #   4. renders that must fail, with the message a user needs;
 #   5. that the checks themselves can fail (a broken manifest, a weakened
-#      securityContext).
+#      securityContext, HTTP probes of HTTPS, a client CA volume without ca.crt).
 # helm and kubeconform build from tools/go.mod (pinned). It exits 1 and lists
 # every failed check.
 set -uo pipefail
@@ -137,6 +137,7 @@ notes_have open "${status_cmds[@]}" "WARNING: config.allow_unauthenticated is tr
 notes_have apps "${status_cmds[@]}" "Callers: integrator, reports." "every tenant of the" "under an app (hippo, simple)" "http://sidekey.sidekey.svc:8080/_sidekey/oauth/connect/" -- -f "$CHART/ci/apps-values.yaml"
 tls_status_cmds=("port-forward service/sidekey 8080:8443" "curl -sk https://127.0.0.1:8080/_sidekey/status")
 notes_have tls-files "${tls_status_cmds[@]}" "HTTPS (files)" "https://sidekey.sidekey.svc:8443/" "https://sidekey.example.com/_sidekey/oauth/callback" -- -f "$CHART/ci/tls-files-values.yaml"
+notes_have mtls "${tls_status_cmds[@]}" 'X-Sidekey-Key: $CALLER_KEY' "Callers with a key send it" "Callers with a cert_subject (billing) present a TLS client certificate" "issued by the CA in Secret sidekey-client-ca" "curl --cert caller.crt --key caller.key https://sidekey.sidekey.svc:8443/" "Callers: billing, nightly." -- -f "$CHART/ci/mtls-values.yaml"
 notes_have tls-acme "HTTPS (acme)" "first ACME certificate for sidekey.example.com" "https://sidekey.example.com/_sidekey/oauth/callback" -- -f "$CHART/ci/tls-acme-values.yaml"
 
 step "allow_unauthenticated: true renders only when set"
@@ -199,6 +200,11 @@ must_fail caller-unknown-app 'config.callers.billing-app.apps names "ghost", but
 # tls: what the chart cannot serve fails with what to do instead.
 must_fail tls-files-without-secret "config.tls.mode=files needs tls.existingSecret" -f "$ci/default-values.yaml" --set config.tls.mode=files
 must_fail tls-secret-unused "tls.existingSecret is only used with config.tls.mode=files" -f "$ci/default-values.yaml" --set tls.existingSecret=sidekey-tls
+# callers by client certificate: the CA needs tls, a cert_subject needs the CA and no key.
+must_fail client-ca-tls-off "tls.clientCA.existingSecret needs config.tls.mode=files or acme" -f "$ci/default-values.yaml" --set tls.clientCA.existingSecret=sidekey-client-ca
+must_fail cert-subject-without-ca "config.callers.billing.cert_subject needs tls.clientCA.existingSecret" -f "$ci/mtls-values.yaml" --set tls.clientCA.existingSecret=
+must_fail cert-subject-and-key 'caller "billing" has config.callers.billing.cert_subject and a key in secrets.callerKeys.billing' -f "$ci/mtls-values.yaml" --set secrets.callerKeys.billing=ci-secret-billing
+must_fail cert-subject-and-hash 'caller "billing" has both config.callers.billing.cert_subject and config.callers.billing.key_sha256' -f "$ci/mtls-values.yaml" --set config.callers.billing.key_sha256=184ea9f2af2786451a553bcf2ad84652ea3679462feb8a265bbe73533f683f00
 must_fail acme-without-email "config.tls.mode=acme needs config.tls.email" -f "$ci/tls-acme-values.yaml" --set config.tls.email=
 must_fail acme-without-domains "config.tls.mode=acme needs config.tls.domains" -f "$ci/tls-acme-values.yaml" --set-json 'config.tls.domains=[]'
 must_fail acme-replicas "not supported by the chart yet: config.tls.mode=acme with more than one replica" -f "$ci/ha-values.yaml" -f "$ci/tls-acme-values.yaml" --set config.storage.type=redis
@@ -215,6 +221,9 @@ must_fail app-without-provider "'/config/apps/bare': missing property 'provider'
 must_fail rate-limit-burst "'/config/tenants/eu-simple/rate_limit/burst': minimum: got -1, want 0" -f "$ci/default-values.yaml" --set config.tenants.eu-simple.rate_limit.burst=-1
 must_fail rate-limit-rps "'/config/apps/hippo/rate_limit/rps': minimum: got -1, want 0" -f "$ci/apps-values.yaml" --set config.apps.hippo.rate_limit.rps=-1
 must_fail tls-cert-in-config "additional properties 'cert_file' not allowed" -f "$ci/tls-files-values.yaml" --set config.tls.cert_file=/etc/tls.crt
+must_fail client-ca-in-config "additional properties 'client_ca_file' not allowed" -f "$ci/mtls-values.yaml" --set config.tls.client_ca_file=/etc/ca.pem
+must_fail cert-subject-form "'/config/callers/billing/cert_subject': 'billing' does not match pattern" -f "$ci/mtls-values.yaml" --set config.callers.billing.cert_subject=billing
+must_fail caller-key-header-form "'/config/caller_key_header': 'X Key' does not match pattern" -f "$ci/mtls-values.yaml" --set 'config.caller_key_header=X Key'
 must_fail tls-mode-enum "'/config/tls/mode': value must be one of 'off', 'files', 'acme'" -f "$ci/default-values.yaml" --set config.tls.mode=on
 must_fail store-key-form "'/secrets/storeKey': '0123' does not match pattern" -f "$ci/ha-values.yaml" --set-string secrets.storeKey=0123
 must_fail storage-enum "'/config/storage/type': value must be one of 'file', 'memory', 'redis'" -f "$ci/default-values.yaml" --set config.storage.type=sqlite
@@ -261,6 +270,17 @@ if [[ -f $tmp/tls-files.yaml ]]; then
 	fi
 else
 	fail "no tls-files render to weaken"
+fi
+
+if [[ -f $tmp/mtls.yaml ]]; then
+	sed 's|path: ca.crt|path: bundle.pem|' "$tmp/mtls.yaml" >"$tmp/mtls-no-ca.yaml"
+	if "$tmp/chartcheck" assert -scenario mtls "$tmp/mtls-no-ca.yaml" >/dev/null 2>&1; then
+		fail "chartcheck accepted a client CA volume without ca.crt"
+	else
+		echo "ok chartcheck rejects a client CA volume without the ca.crt that client_ca_file names"
+	fi
+else
+	fail "no mtls render to weaken"
 fi
 
 step "done"

@@ -17,6 +17,7 @@ import (
 
 	"github.com/sidekey/sidekey/providers"
 	"github.com/sidekey/sidekey/proxy"
+	"github.com/sidekey/sidekey/tokensource"
 )
 
 // consentTTL is how long a started consent flow may take.
@@ -145,6 +146,9 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 		s.log.Warn("code exchange failed", zap.String("tenant", f.Tenant), zap.Error(err))
 		s.callbackFailed(w, f.Tenant, http.StatusBadGateway, "the platform refused the code: "+err.Error())
 		return
+	}
+	if life := t.spec.RefreshTokenLifetime; life > 0 && tok.RefreshToken != "" && tokensource.RefreshExpiry(tok).IsZero() {
+		tok = tok.WithExtra(map[string]any{tokensource.RefreshExpiryExtra: s.now().Add(life)})
 	}
 	if err := t.stored.Save(r.Context(), tok); err != nil {
 		s.log.Error("storing the new token failed", zap.String("tenant", f.Tenant), zap.Error(err))

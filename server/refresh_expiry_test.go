@@ -96,3 +96,33 @@ func TestRefreshTokenExpiryIsShownAndHonoured(t *testing.T) {
 		t.Errorf("status does not say the refresh token expired:\n%s", st)
 	}
 }
+
+// TestConfiguredRefreshTokenLifetime: for a platform that does not state
+// it (SCAYLE), refresh_token_lifetime dates the consent's refresh token.
+func TestConfiguredRefreshTokenLifetime(t *testing.T) {
+	sc := platformNamed(t, "scayle")
+	tenant := *sc.tenant
+	tenant.RefreshTokenLifetime = config.Duration(10 * 24 * time.Hour)
+	r := start(t, &config.Config{Tenants: map[string]*config.Tenant{"scayle": &tenant}}, nil)
+	connected := time.Now()
+	if got := get(t, callbackURL(t, r.base, "scayle")); got.status != 200 {
+		t.Fatalf("consent: %d %s", got.status, got.body)
+	}
+	if got := get(t, r.base+"/scayle"+sc.api); got.status != 200 {
+		t.Fatalf("request: %d %s", got.status, got.body)
+	}
+	var st struct {
+		Tenants map[string]struct {
+			State         string     `json:"state"`
+			RefreshExpiry *time.Time `json:"refresh_expiry"`
+		} `json:"tenants"`
+	}
+	body := get(t, r.base+"/_sidekey/status").body
+	if err := json.Unmarshal([]byte(body), &st); err != nil {
+		t.Fatal(err)
+	}
+	got := st.Tenants["scayle"]
+	if got.RefreshExpiry == nil || got.RefreshExpiry.Sub(connected).Round(time.Hour) != 240*time.Hour || got.State != "consent_needed_soon" {
+		t.Errorf("status: %+v; want refresh_expiry 10 days after the consent and consent_needed_soon\n%s", got, body)
+	}
+}

@@ -150,8 +150,8 @@ func checkSecretFiles(c *checker, r *rendered) {
 		}
 	}
 	for _, f := range slices.Sorted(maps.Keys(files)) {
-		if strings.HasPrefix(f, TLSDir+"/") {
-			continue // checkTLS: the certificate's own Secret
+		if strings.HasPrefix(f, TLSDir+"/") || strings.HasPrefix(f, ClientCADir+"/") {
+			continue // checkTLS, checkClientCA: their own Secrets
 		}
 		key, ok := strings.CutPrefix(f, SecretDir+"/")
 		c.check(ok, "%s is outside %s", f, SecretDir)
@@ -300,6 +300,8 @@ func checkScenario(c *checker, r *rendered, scenario string) {
 		c.check(r.tlsMode() == "files", "tls.mode %q, want files", r.tlsMode())
 		c.check(str(r.volumeAt(TLSDir), "secret", "secretName") == "sidekey-tls", "the Secret sidekey-tls is not mounted at %s", TLSDir)
 		c.check(get(first(r.docs, "ServiceMonitor"), "spec", "endpoints", 0, "tlsConfig", "serverName") != nil, "ServiceMonitor has no tlsConfig")
+	case "mtls":
+		checkMTLS(c, r)
 	case "tls-acme":
 		c.check(r.tlsMode() == "acme", "tls.mode %q, want acme", r.tlsMode())
 		c.check(storage == "memory", "storage %q, want memory (its /data is an emptyDir for certmagic)", storage)

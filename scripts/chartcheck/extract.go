@@ -17,7 +17,9 @@ import (
 // *_file path under SecretDir moved to dir/secrets, and writes those files:
 // the rendered Secret's value when the manifests hold it, a placeholder
 // otherwise (an existingSecret lives outside the chart). Paths under TLSDir
-// stay as they are: `sidekey check` does not read the certificate.
+// stay as they are: `sidekey check` does not read the certificate. Files
+// under ClientCADir (tls.client_ca_file, which check reads) move to
+// dir/client-ca and hold a placeholder CA certificate.
 func extract(docs []obj, dir string, stdout io.Writer) error {
 	text, err := sidekeyYAML(docs)
 	if err != nil {
@@ -32,11 +34,19 @@ func extract(docs []obj, dir string, stdout io.Writer) error {
 	if err := os.MkdirAll(secretDir, 0o700); err != nil {
 		return fmt.Errorf("chartcheck: %w", err)
 	}
+	caDir := filepath.Join(dir, "client-ca")
 	files := map[string]bool{}
 	collectFiles(cfg, files)
 	for _, path := range slices.Sorted(maps.Keys(files)) {
 		if strings.HasPrefix(path, TLSDir+"/") {
 			continue // tls.cert_file and key_file: read by serve, not by check
+		}
+		if name, ok := strings.CutPrefix(path, ClientCADir+"/"); ok {
+			if err := writePlaceholderCA(caDir, name); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "  client CA file %s (placeholder)\n", name)
+			continue
 		}
 		key, ok := strings.CutPrefix(path, SecretDir+"/")
 		if !ok || key == "" || strings.Contains(key, "/") {
@@ -52,7 +62,26 @@ func extract(docs []obj, dir string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "  secret file %s\n", key)
 	}
 	text = strings.ReplaceAll(text, SecretDir+"/", secretDir+"/")
+	text = strings.ReplaceAll(text, ClientCADir+"/", caDir+"/")
 	if err := os.WriteFile(filepath.Join(dir, "sidekey.yaml"), []byte(text), 0o600); err != nil {
+		return fmt.Errorf("chartcheck: %w", err)
+	}
+	return nil
+}
+
+// writePlaceholderCA writes a placeholder CA certificate to dir/name.
+func writePlaceholderCA(dir, name string) error {
+	if name == "" || strings.Contains(name, "/") {
+		return fmt.Errorf("chartcheck: %s/%s is not a file of the client CA volume", ClientCADir, name)
+	}
+	ca, err := placeholderCA()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("chartcheck: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), ca, 0o600); err != nil {
 		return fmt.Errorf("chartcheck: %w", err)
 	}
 	return nil

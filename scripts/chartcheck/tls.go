@@ -30,7 +30,7 @@ func (r *rendered) scheme() string {
 // checkTLS: what each tls.mode needs of the chart. files: the certificate
 // from a mounted kubernetes.io/tls Secret; acme: one replica, a writable
 // /data for certmagic, and the HTTP-01 port from the Service's port 80 to the
-// port sidekey answers on; off: neither.
+// port sidekey answers on; off: neither. Then the client CA (checkClientCA).
 func checkTLS(c *checker, r *rendered) {
 	mode := r.tlsMode()
 	tlsVolume := r.volumeAt(TLSDir)
@@ -63,4 +63,5 @@ func checkTLS(c *checker, r *rendered) {
 	default:
 		c.check(false, "unknown tls.mode %q", mode)
 	}
+	checkClientCA(c, r)
 }

@@ -78,6 +78,22 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{/* Where tls.existingSecret (tls.crt, tls.key) is mounted for tls.mode files. */}}
 {{- define "sidekey.tlsDir" -}}/run/secrets/sidekey-tls{{- end }}
 
+{{/*
+Where tls.clientCA.existingSecret is mounted: its key (tls.clientCA.key) appears
+there as ca.crt, which config.tls.client_ca_file names.
+*/}}
+{{- define "sidekey.clientCADir" -}}/run/secrets/sidekey-client-ca{{- end }}
+
+{{/* The Secret holding the CA of callers' client certificates, or "". */}}
+{{- define "sidekey.clientCASecret" -}}
+{{- ((.Values.tls | default dict).clientCA | default dict).existingSecret }}
+{{- end }}
+
+{{/* The key of that Secret holding the CA bundle. */}}
+{{- define "sidekey.clientCAKey" -}}
+{{- ((.Values.tls | default dict).clientCA | default dict).key | default "ca.crt" }}
+{{- end }}
+
 {{/* The container port answering ACME HTTP-01 challenges (the Service's port 80). */}}
 {{- define "sidekey.acmeHTTPPort" -}}8081{{- end }}
 
@@ -197,6 +213,9 @@ secretData holds the values.
 {{- else if eq $mode "acme" }}
 {{- $_ := set $tls "http_challenge_port" (include "sidekey.acmeHTTPPort" . | int) }}
 {{- end }}
+{{- if include "sidekey.clientCASecret" . }}
+{{- $_ := set $tls "client_ca_file" (printf "%s/ca.crt" (include "sidekey.clientCADir" .)) }}
+{{- end }}
 {{- $_ := set $cfg "tls" $tls }}
 {{- $storage := $cfg.storage | default dict }}
 {{- $_ := set $storage "type" ($storage.type | default "file") }}
@@ -235,6 +254,9 @@ secretData holds the values.
 {{- end }}
 {{- if not $cfg.allow_unauthenticated }}
 {{- $_ := unset $cfg "allow_unauthenticated" }}
+{{- end }}
+{{- if not $cfg.caller_key_header }}
+{{- $_ := unset $cfg "caller_key_header" }}
 {{- end }}
 {{- if not $cfg.apps }}
 {{- $_ := unset $cfg "apps" }}

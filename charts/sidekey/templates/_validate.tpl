@@ -28,16 +28,27 @@ misbehave in a cluster. It prints nothing.
 
 {{- /* sidekey listens on 0.0.0.0:8080 here: callers must authenticate. */}}
 {{- if and (not $cfg.callers) (not $cfg.allow_unauthenticated) }}
-{{- fail "\n\nsidekey: the chart runs sidekey on 0.0.0.0:8080, and off loopback sidekey refuses to start without callers.\nSet config.callers.NAME.tenants and, for each caller, config.callers.NAME.key_sha256 (sha256 hex of its key) or secrets.callerKeys.NAME;\nor, only if every pod that can reach the Service may use every tenant, config.allow_unauthenticated=true." }}
+{{- fail "\n\nsidekey: the chart runs sidekey on 0.0.0.0:8080, and off loopback sidekey refuses to start without callers.\nSet config.callers.NAME.tenants and, for each caller, config.callers.NAME.key_sha256 (sha256 hex of its key), secrets.callerKeys.NAME,\nor config.callers.NAME.cert_subject (its client certificate's subject, with tls.clientCA);\nor, only if every pod that can reach the Service may use every tenant, config.allow_unauthenticated=true." }}
 {{- end }}
+{{- $clientCA := include "sidekey.clientCASecret" . }}
 {{- range $name, $caller := $cfg.callers }}
 {{- $hasHash := and $caller (get $caller "key_sha256") }}
 {{- $hasKey := hasKey $refs.callerKeys $name }}
+{{- $hasSubject := and $caller (get $caller "cert_subject") }}
 {{- if and $hasHash $hasKey }}
 {{- fail (printf "\n\nsidekey: caller %q has both config.callers.%s.key_sha256 and a key in secrets/existingSecret callerKeys: keep one." $name $name) }}
 {{- end }}
-{{- if not (or $hasHash $hasKey) }}
-{{- fail (printf "\n\nsidekey: caller %q needs config.callers.%s.key_sha256 or secrets.callerKeys.%s (existingSecret.keys.callerKeys.%s)." $name $name $name $name) }}
+{{- if and $hasSubject $hasKey }}
+{{- fail (printf "\n\nsidekey: caller %q has config.callers.%s.cert_subject and a key in secrets.callerKeys.%s (existingSecret.keys.callerKeys.%s):\na caller presents either a client certificate or a key. Remove the key, or the cert_subject." $name $name $name $name) }}
+{{- end }}
+{{- if and $hasSubject $hasHash }}
+{{- fail (printf "\n\nsidekey: caller %q has both config.callers.%s.cert_subject and config.callers.%s.key_sha256:\na caller presents either a client certificate or a key. Keep one." $name $name $name) }}
+{{- end }}
+{{- if and $hasSubject (not $clientCA) }}
+{{- fail (printf "\n\nsidekey: config.callers.%s.cert_subject needs tls.clientCA.existingSecret: a Secret holding the PEM CA bundle\n(key tls.clientCA.key, default ca.crt) that issues callers' client certificates. The chart mounts it and sets config.tls.client_ca_file." $name) }}
+{{- end }}
+{{- if not (or $hasHash $hasKey $hasSubject) }}
+{{- fail (printf "\n\nsidekey: caller %q needs config.callers.%s.key_sha256 or secrets.callerKeys.%s (existingSecret.keys.callerKeys.%s),\nor config.callers.%s.cert_subject (its client certificate's subject, with tls.clientCA)." $name $name $name $name $name) }}
 {{- end }}
 {{- range $section := list "tenants" "apps" }}
 {{- range (get ($caller | default dict) $section | default list) }}
@@ -100,6 +111,9 @@ cannot serve. It prints nothing.
 {{- end }}
 {{- if and .Values.tls.existingSecret (ne $mode "files") }}
 {{- fail (printf "\n\nsidekey: tls.existingSecret is only used with config.tls.mode=files (got %q)." $mode) }}
+{{- end }}
+{{- if and (include "sidekey.clientCASecret" .) (eq $mode "off") }}
+{{- fail "\n\nsidekey: tls.clientCA.existingSecret needs config.tls.mode=files or acme: client certificates are asked for in the TLS handshake, and with tls off there is none.\nTurn tls on (files with tls.existingSecret, or acme), or leave tls.clientCA.existingSecret empty and give callers keys." }}
 {{- end }}
 {{- if and (eq $mode "files") (not .Values.tls.existingSecret) }}
 {{- fail "\n\nsidekey: config.tls.mode=files needs tls.existingSecret: a kubernetes.io/tls Secret (tls.crt, tls.key), e.g. one cert-manager keeps renewed.\nThe chart mounts it at /run/secrets/sidekey-tls; sidekey picks up renewed files by itself." }}
