@@ -59,7 +59,7 @@ func tenantsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return nil
 		}
 		tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tSOURCE\tAPP\tPROVIDER\tSTATE\tEXPIRY")
+		fmt.Fprintln(tw, "NAME\tSOURCE\tAPP\tPROVIDER\tSTATE\tEXPIRY\tREFRESH EXPIRY")
 		after := ""
 		for {
 			q := url.Values{"limit": {"1000"}}
@@ -72,7 +72,10 @@ func tenantsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			var page struct {
 				Items []struct {
 					Name, Source, App, Provider, State string
-					Status                             struct{ Expiry string }
+					Status                             struct {
+						Expiry        string
+						RefreshExpiry string `json:"refresh_expiry"`
+					}
 				}
 				Next string
 			}
@@ -80,11 +83,8 @@ func tenantsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 				return err
 			}
 			for _, it := range page.Items {
-				exp := it.Status.Expiry
-				if exp == "" {
-					exp = "-"
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", it.Name, it.Source, orDash(it.App), it.Provider, it.State, exp)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", it.Name, it.Source, orDash(it.App), it.Provider, it.State,
+					orDash(it.Status.Expiry), orDash(it.Status.RefreshExpiry))
 			}
 			if page.Next == "" {
 				return tw.Flush()
