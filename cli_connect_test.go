@@ -79,4 +79,9 @@ tenants:
 	if !strings.Contains(listOut.String(), "hippo") || !strings.Contains(listOut.String(), "connected") {
 		t.Errorf("tenants list:\n%s", listOut.String())
 	}
+	// StoreHippo states no refresh-token expiry: the last column says so.
+	rows := strings.Split(strings.TrimSpace(listOut.String()), "\n")
+	if !strings.HasSuffix(rows[0], " REFRESH EXPIRY") || !strings.HasSuffix(rows[len(rows)-1], " -") {
+		t.Errorf("tenants list columns:\n%s", listOut.String())
+	}
 }
