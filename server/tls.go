@@ -16,9 +16,9 @@ import (
 // it obtains (or loads and renews) the certificates before it returns, and
 // stops their maintenance when ctx is done.
 //
-// With tls.client_ca_file (read here, at start only) the listener asks
-// clients for a certificate and verifies one that is presented against
-// that file's CAs: a certificate that does not chain to them fails the
+// With tls.client_ca_file the listener asks clients for a certificate and
+// verifies one that is presented against that file's CAs (reloaded when the
+// file changes): a certificate that does not chain to them fails the
 // handshake, and a client without one is still served (it may present a
 // caller key).
 func (s *Server) wrapTLS(ctx context.Context, ln net.Listener) (net.Listener, error) {
@@ -28,11 +28,13 @@ func (s *Server) wrapTLS(ctx context.Context, ln net.Listener) (net.Listener, er
 	}
 	// Before anything else: a broken file fails the start before an ACME
 	// CA is asked for a certificate.
-	clientCAs, err := s.clientCAs()
-	if err != nil {
-		return ln, err
+	if s.cfg.TLS.ClientCAFile != "" {
+		if _, err := loadCertPool("tls.client_ca_file", s.cfg.TLS.ClientCAFile); err != nil {
+			return ln, err
+		}
 	}
 	var tc *tls.Config
+	var err error
 	if mode == "files" {
 		files, err := loadCertFiles(certFilesOptions{
 			CertFile: s.cfg.TLS.CertFile,
@@ -47,20 +49,16 @@ func (s *Server) wrapTLS(ctx context.Context, ln net.Listener) (net.Listener, er
 	} else if tc, err = s.acmeTLSConfig(ctx, ln); err != nil {
 		return ln, err
 	}
-	if clientCAs != nil {
-		tc.ClientAuth = tls.VerifyClientCertIfGiven
-		tc.ClientCAs = clientCAs
+	if s.cfg.TLS.ClientCAFile != "" {
+		cas, err := watchClientCAs(clientCAOptions{File: s.cfg.TLS.ClientCAFile, Base: tc, Logger: s.log.Named("tls")})
+		if err != nil {
+			return ln, err
+		}
+		tc = tc.Clone()
+		tc.GetConfigForClient = cas.GetConfigForClient
 		s.log.Named("tls").Info("verifying client certificates", zap.String("client_ca_file", s.cfg.TLS.ClientCAFile))
 	}
 	return tls.NewListener(ln, tc), nil
-}
-
-// clientCAs reads tls.client_ca_file; nil when it is not set.
-func (s *Server) clientCAs() (*x509.CertPool, error) {
-	if s.cfg.TLS.ClientCAFile == "" {
-		return nil, nil
-	}
-	return loadCertPool("tls.client_ca_file", s.cfg.TLS.ClientCAFile)
 }
 
 // loadCertPool reads a PEM file of CA certificates; key names the setting
