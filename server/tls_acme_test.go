@@ -196,11 +196,18 @@ func TestTLSACME(t *testing.T) {
 	t.Run("unreachable CA refuses to start", testACMEUnreachableCA)
 }
 
+// testACMEObtains also verifies client certificates on the ACME listener
+// (tls.client_ca_file), as callers off loopback present them.
 func testACMEObtains(t *testing.T, b pebbleBuild) {
 	p := startPebble(t, b, pebbleOptions{})
 	roots := p.issuingRoot(t)
 	data := t.TempDir()
+	clientCA := newTestCA(t, "callers' CA")
+	caFile := filepath.Join(data, "clients-ca.pem")
+	writeAtomic(t, caFile, clientCA.pem)
+	sim := newSimpleStore(t, time.Hour)
 	cfg := &config.Config{
+		Listen:  "0.0.0.0:0", // off loopback, as the server sees it: callers must authenticate
 		Storage: config.Storage{Type: "memory", Path: data},
 		TLS: config.TLS{
 			Mode:              "acme",
@@ -209,7 +216,10 @@ func testACMEObtains(t *testing.T, b pebbleBuild) {
 			CARootFile:        p.caFile,
 			Email:             "ops@sidekey.test",
 			HTTPChallengePort: freePort(t),
+			ClientCAFile:      caFile,
 		},
+		Callers: map[string]*config.Caller{"billing": {CertSubject: "CN=billing,O=Acme", Tenants: []string{"shop"}}},
+		Tenants: map[string]*config.Tenant{"shop": simpleTenant(sim, clientSecret)},
 	}
 	r := start(t, cfg, nil)
 	_, sidekeyPort, _ := net.SplitHostPort(strings.TrimPrefix(r.base, "http://"))
@@ -258,6 +268,32 @@ func testACMEObtains(t *testing.T, b pebbleBuild) {
 	})
 	if len(stored) != 1 {
 		t.Errorf("certificates under %s/acme: got %v; want one", data, stored)
+	}
+
+	// A caller's certificate is verified on the same listener; without
+	// one (or a key) the tenant is closed.
+	shop := "https://" + net.JoinHostPort("localhost", sidekeyPort) + "/shop/v1/cart/42"
+	billing := clientCA.issue(t, dn("O", "Acme", "CN", "billing"))
+	for _, tc := range []struct {
+		cert *tls.Certificate
+		want int
+	}{{billing, http.StatusOK}, {nil, http.StatusUnauthorized}} {
+		c := httpsClient(roots)
+		tr := c.Transport.(*http.Transport)
+		tr.DialContext = client.Transport.(*http.Transport).DialContext
+		if tc.cert != nil {
+			cert := tc.cert
+			tr.TLSClientConfig.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }
+		}
+		resp, err := c.Get(shop)
+		if err != nil {
+			t.Fatalf("GET %s (client certificate %v): %v", shop, tc.cert != nil, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("GET %s with client certificate %v: %d; want %d", shop, tc.cert != nil, resp.StatusCode, tc.want)
+		}
+		c.CloseIdleConnections()
 	}
 	if err := r.stop(); err != nil {
 		t.Errorf("shutdown: %v", err)
