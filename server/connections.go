@@ -1,6 +1,7 @@
 package server
 
 import (
+	"container/list"
 	"context"
 	"encoding/json"
 	"errors"
@@ -58,6 +59,13 @@ const negativeTTL = 5 * time.Second
 // that were routed to it before eviction.
 const evictGrace = 30 * time.Second
 
+// minRetiring is the least number of evicted engines kept for their
+// grace; the bound is a quarter of engine.max_active when that is more. Past
+// it the one evicted longest ago stops at once, so that churn through the
+// LRU cannot grow memory beyond the bound by the grace period's worth of
+// evictions.
+const minRetiring = 64
+
 // registry holds the token engines of connections in an LRU bounded by
 // engine.max_active: a request for a connection that is not loaded loads it
 // from the store (once, however many requests ask at the same time), and
@@ -68,10 +76,18 @@ type registry struct {
 	loaded  *lru.Cache[string, *tenant]
 	missing *lru.Cache[string, time.Time] // names that are no connection, until the time given
 
-	mu        sync.Mutex // guards loading and evicted
-	loading   map[string]*load
-	evicted   map[*tenant]*time.Timer // evicted engines still serving their last requests
-	closedAll bool                    // closeAll ran: evictions stop their engine at once
+	mu          sync.Mutex // guards loading, retiring and closedAll
+	loading     map[string]*load
+	retiring    *list.List // of *retiree: evicted engines still serving their last requests, oldest first
+	maxRetiring int
+	closedAll   bool // closeAll ran: evictions stop their engine at once
+}
+
+// retiree is an evicted tenant whose engine stops when timer fires.
+type retiree struct {
+	t       *tenant
+	timer   *time.Timer
+	stopped bool // its engine was stopped sooner and it left the list (under registry.mu)
 }
 
 // load is one connection load in progress, shared by concurrent callers.
@@ -82,7 +98,7 @@ type load struct {
 }
 
 func newRegistry(s *Server, size int) *registry {
-	r := &registry{s: s, loading: map[string]*load{}, evicted: map[*tenant]*time.Timer{}}
+	r := &registry{s: s, loading: map[string]*load{}, retiring: list.New(), maxRetiring: max(size/4, minRetiring)}
 	r.loaded, _ = lru.NewWithEvict(max(size, 1), func(name string, t *tenant) {
 		s.metrics.evictions.Inc()
 		s.metrics.forget(name)
@@ -93,7 +109,8 @@ func newRegistry(s *Server, size int) *registry {
 }
 
 // retire stops evicted tenant t's engine once the requests routed to it a
-// moment ago (a 401 replay, say) are surely done.
+// moment ago (a 401 replay, say) are surely done: after evictGrace, or
+// sooner when maxRetiring engines are retiring already.
 func (r *registry) retire(t *tenant) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -101,12 +118,32 @@ func (r *registry) retire(t *tenant) {
 		t.engine.Close()
 		return
 	}
-	r.evicted[t] = time.AfterFunc(evictGrace, func() {
+	for r.retiring.Len() >= r.maxRetiring {
+		oldest := r.retiring.Remove(r.retiring.Front()).(*retiree)
+		oldest.stopped = true
+		oldest.timer.Stop()
+		oldest.t.engine.Close()
+	}
+	rt := &retiree{t: t}
+	e := r.retiring.PushBack(rt)
+	rt.timer = time.AfterFunc(evictGrace, func() {
 		r.mu.Lock()
-		delete(r.evicted, t)
+		if rt.stopped { // by closeAll or the bound, while this timer fired
+			r.mu.Unlock()
+			return
+		}
+		rt.stopped = true
+		r.retiring.Remove(e)
 		r.mu.Unlock()
 		t.engine.Close()
 	})
+}
+
+// retiringCount is the number of evicted engines within their grace.
+func (r *registry) retiringCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.retiring.Len()
 }
 
 // closeAll stops every connection's engine, loaded or evicted, and
@@ -116,11 +153,13 @@ func (r *registry) closeAll() []*tenant {
 	all := r.loaded.Values()
 	r.mu.Lock()
 	r.closedAll = true
-	for t, timer := range r.evicted {
-		timer.Stop()
-		all = append(all, t)
+	for e := r.retiring.Front(); e != nil; e = e.Next() {
+		rt := e.Value.(*retiree)
+		rt.stopped = true
+		rt.timer.Stop()
+		all = append(all, rt.t)
 	}
-	clear(r.evicted)
+	r.retiring.Init()
 	r.mu.Unlock()
 	r.purge()
 	for _, t := range all {

@@ -181,10 +181,16 @@ func TestManyConnectionsFewEngines(t *testing.T) {
 		t.Errorf("%d of %d requests failed", failed.Load(), total.Load())
 	}
 	m := get(t, r.base+"/_sidekey/metrics").body
-	var active, evictions float64
+	var active, retiring, evictions float64
 	for _, line := range strings.Split(m, "\n") {
 		fmt.Sscanf(line, "sidekey_engines_active %g", &active)
+		fmt.Sscanf(line, "sidekey_engines_retiring %g", &retiring)
 		fmt.Sscanf(line, "sidekey_engine_evictions_total %g", &evictions)
+	}
+	// Evicted engines serve their last requests for a grace period, but
+	// no more of them than the bound: churn does not grow memory.
+	if retiring < 1 || retiring > 64 {
+		t.Errorf("sidekey_engines_retiring = %v after %v evictions; want between 1 and 64", retiring, evictions)
 	}
 	if active > 100 || active < 1 {
 		t.Errorf("sidekey_engines_active = %v; want at most 100", active)

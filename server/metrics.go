@@ -195,12 +195,18 @@ func (c *tokenCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// engineGauge reports how many token engines are in memory.
-func (s *Server) engineGauge() prometheus.Collector {
-	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "sidekey_engines_active",
-		Help: "Token engines in memory: configured tenants plus loaded connections.",
-	}, func() float64 { return float64(len(s.live.Load().tenants) + s.conns.loaded.Len()) })
+// engineGauges report how many token engines are in memory.
+func (s *Server) engineGauges() []prometheus.Collector {
+	return []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sidekey_engines_active",
+			Help: "Token engines in memory: configured tenants plus loaded connections.",
+		}, func() float64 { return float64(len(s.live.Load().tenants) + s.conns.loaded.Len()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sidekey_engines_retiring",
+			Help: "Evicted connection engines still serving their last requests (at most a quarter of engine.max_active, or 64).",
+		}, func() float64 { return float64(s.conns.retiringCount()) }),
+	}
 }
 
 // counts returns tenant's request and rate-limit wait counts so far.

@@ -106,7 +106,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s.metrics = newMetrics(s.statusMap)
 	s.conns = newRegistry(s, cfg.Engine.MaxActive)
-	s.metrics.reg.MustRegister(s.engineGauge())
+	s.metrics.reg.MustRegister(s.engineGauges()...)
 	l, err := s.newLive(cfg, nil)
 	if err != nil {
 		s.closeStore()
