@@ -125,6 +125,14 @@ func New(opts Options) (*Server, error) {
 		CallerKeyHeader:  cfg.CallerKeyHeader, // bound at start, see Reload
 	})
 	s.handler = s.routes()
+	// Built here, not in Serve: Shutdown reads it from another goroutine.
+	s.http = &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          zap.NewStdLog(s.log.Named("http")),
+	}
 	var bg context.Context
 	bg, s.stopBackground = context.WithCancel(context.Background())
 	s.watchReplicas(bg)
@@ -249,13 +257,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // Serve accepts connections on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
-	s.http = &http.Server{
-		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          zap.NewStdLog(s.log.Named("http")),
-	}
 	err := s.http.Serve(ln)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
@@ -308,11 +309,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutdownOnce.Do(func() {
 		s.ready.Store(false)
 		s.log.Info("shutting down: draining in-flight requests")
-		if s.http != nil {
-			if err := s.http.Shutdown(ctx); err != nil {
-				s.shutdownErr = fmt.Errorf("server: drain: %w", err)
-				_ = s.http.Close()
-			}
+		if err := s.http.Shutdown(ctx); err != nil {
+			s.shutdownErr = fmt.Errorf("server: drain: %w", err)
+			_ = s.http.Close()
 		}
 		s.stop(ctx)
 	})

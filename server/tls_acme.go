@@ -33,6 +33,7 @@ func (s *Server) acmeTLSConfig(ctx context.Context, ln net.Listener) (*tls.Confi
 		}
 	}
 	log := s.log.Named("acme")
+	storage := s.acmeStorage(log)
 
 	var magic *certmagic.Config
 	cache := certmagic.NewCache(certmagic.CacheOptions{
@@ -40,7 +41,7 @@ func (s *Server) acmeTLSConfig(ctx context.Context, ln net.Listener) (*tls.Confi
 		Logger:           log,
 	})
 	magic = certmagic.New(cache, certmagic.Config{
-		Storage:           &certmagic.FileStorage{Path: filepath.Join(s.cfg.Storage.Path, "acme")},
+		Storage:           storage,
 		Logger:            log,
 		DefaultServerName: t.Domains[0], // for clients that send no SNI, e.g. probes by IP
 	})
@@ -75,6 +76,20 @@ func (s *Server) acmeTLSConfig(ctx context.Context, ln net.Listener) (*tls.Confi
 	}()
 	log.Info("serving ACME certificates", zap.Strings("domains", t.Domains), zap.String("ca", t.CA))
 	return tc, nil
+}
+
+// acmeStorage is where certmagic keeps certificates, the ACME account,
+// challenge data and locks. With the redis store it is that shared store
+// (sealed like tokens), so replicas obtain a certificate once and share it;
+// otherwise it is {storage.path}/acme, this process's own.
+func (s *Server) acmeStorage(log *zap.Logger) certmagic.Storage {
+	if s.cfg.Storage.Type == "redis" {
+		log.Info("ACME certificates, account and locks are kept in the shared redis store", zap.String("key_prefix", acmePrefix))
+		return newACMEStorage(s.store, s.now)
+	}
+	dir := filepath.Join(s.cfg.Storage.Path, "acme")
+	log.Info("ACME certificates and account are kept in this process's directory", zap.String("dir", dir))
+	return &certmagic.FileStorage{Path: dir}
 }
 
 // listenerPort is ln's TCP port, or 0 if it has none.

@@ -193,6 +193,7 @@ func TestTLSACME(t *testing.T) {
 	b := buildPebble(t)
 	t.Run("obtains a certificate from Pebble", func(t *testing.T) { testACMEObtains(t, b) })
 	t.Run("answers TLS-ALPN-01 on its listener", func(t *testing.T) { testACMEAnswersTLSALPN(t, b) })
+	t.Run("replicas share certificates through redis", func(t *testing.T) { testACMEReplicasShare(t, b) })
 	t.Run("unreachable CA refuses to start", testACMEUnreachableCA)
 }
 
