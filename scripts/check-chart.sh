@@ -99,6 +99,18 @@ for f in "$CHART"/ci/*-values.yaml; do
 	check_config "$name" "$tmp/$name.yaml"
 done
 
+step "acme with several replicas over redis (the ha scenario with tls-acme)"
+# sidekey keeps the ACME state in Redis then, so the chart renders it; the
+# common checks and sidekey check apply.
+if render acme-ha -f "$CHART/ci/ha-values.yaml" -f "$CHART/ci/tls-acme-values.yaml" --set config.storage.type=redis; then
+	"$tmp/chartcheck" assert -scenario acme-ha "$tmp/acme-ha.yaml" || fail "acme-ha: rendered output (chartcheck)"
+	check_config acme-ha "$tmp/acme-ha.yaml"
+	grep -q 'kind: HorizontalPodAutoscaler' "$tmp/acme-ha.yaml" || fail "acme-ha: no HorizontalPodAutoscaler: the scenario does not scale"
+else
+	cat "$tmp/acme-ha.err" >&2
+	fail "helm template acme-ha"
+fi
+
 step "NOTES.txt: the next command to run, and how callers authenticate"
 # helm template does not print NOTES.txt: render it from a copy of the chart
 # where it is a named template shown through a one-line manifest.
@@ -207,7 +219,7 @@ must_fail cert-subject-and-key 'caller "billing" has config.callers.billing.cert
 must_fail cert-subject-and-hash 'caller "billing" has both config.callers.billing.cert_subject and config.callers.billing.key_sha256' -f "$ci/mtls-values.yaml" --set config.callers.billing.key_sha256=184ea9f2af2786451a553bcf2ad84652ea3679462feb8a265bbe73533f683f00
 must_fail acme-without-email "config.tls.mode=acme needs config.tls.email" -f "$ci/tls-acme-values.yaml" --set config.tls.email=
 must_fail acme-without-domains "config.tls.mode=acme needs config.tls.domains" -f "$ci/tls-acme-values.yaml" --set-json 'config.tls.domains=[]'
-must_fail acme-replicas "not supported by the chart yet: config.tls.mode=acme with more than one replica" -f "$ci/ha-values.yaml" -f "$ci/tls-acme-values.yaml" --set config.storage.type=redis
+must_fail acme-replicas-file-store "autoscaling.enabled=true needs config.storage.type=redis" -f "$ci/ha-values.yaml" -f "$ci/tls-acme-values.yaml" --set config.storage.type=file
 must_fail acme-networkpolicy "the NetworkPolicy admits only labelled pods" -f "$ci/tls-acme-values.yaml" --set networkPolicy.extraFrom=null
 must_fail acme-ca-root "not supported by the chart yet: config.tls.ca_root_file" -f "$ci/tls-acme-values.yaml" --set config.tls.ca_root_file=/etc/ca.pem
 must_fail both-secret-sources "existingSecret.name is set" -f "$ci/existing-secret-values.yaml" --set secrets.adminToken=x
@@ -270,6 +282,18 @@ if [[ -f $tmp/tls-files.yaml ]]; then
 	fi
 else
 	fail "no tls-files render to weaken"
+fi
+
+if [[ -f $tmp/acme-ha.yaml ]]; then
+	sed 's/type: redis/type: file/' "$tmp/acme-ha.yaml" >"$tmp/acme-ha-file.yaml"
+	out=$("$tmp/chartcheck" assert -scenario acme-ha "$tmp/acme-ha-file.yaml" 2>&1 || true)
+	if ! grep -q "without the redis store that shares the ACME state" <<<"$out"; then
+		fail "chartcheck accepted acme over several replicas without the redis store"
+	else
+		echo "ok chartcheck rejects acme over several replicas without the redis store"
+	fi
+else
+	fail "no acme-ha render to weaken"
 fi
 
 if [[ -f $tmp/mtls.yaml ]]; then

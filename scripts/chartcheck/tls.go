@@ -56,7 +56,8 @@ func checkTLS(c *checker, r *rendered) {
 			p := named(list(s, "spec", "ports"), "acme-http")
 			c.check(fmt.Sprint(get(p, "port")) == "80" && fmt.Sprint(get(p, "targetPort")) == "acme-http", "Service has no port 80 named acme-http to targetPort acme-http")
 		}
-		c.check(fmt.Sprint(get(r.dep, "spec", "replicas")) == "1" && len(kind(r.docs, "HorizontalPodAutoscaler")) == 0, "tls acme with more than one replica")
+		single := fmt.Sprint(get(r.dep, "spec", "replicas")) == "1" && len(kind(r.docs, "HorizontalPodAutoscaler")) == 0
+		c.check(single || str(r.cfg, "storage", "type") == "redis", "tls acme over several replicas without the redis store that shares the ACME state")
 		for _, np := range kind(r.docs, "NetworkPolicy") {
 			c.check(len(list(np, "spec", "ingress", 0, "from")) > 1, "tls acme but the NetworkPolicy admits only labelled pods: the CA cannot reach sidekey")
 		}

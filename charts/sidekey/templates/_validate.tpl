@@ -125,9 +125,8 @@ cannot serve. It prints nothing.
 {{- if not $tls.email }}
 {{- fail "\n\nsidekey: config.tls.mode=acme needs config.tls.email: the ACME account's contact, which the CA requires." }}
 {{- end }}
-{{- if or (gt (int .Values.replicaCount) 1) .Values.autoscaling.enabled }}
-{{- fail "\n\nsidekey: not supported by the chart yet: config.tls.mode=acme with more than one replica or autoscaling.\nEach replica keeps its own ACME state, so the CA's challenge can land on a replica that did not ask for it.\nUse tls.mode=files with a certificate from cert-manager (tls.existingSecret), or replicaCount=1." }}
-{{- end }}
+{{- /* Several replicas need storage.type=redis (checked above); sidekey then keeps the
+     ACME account, certificates and challenges in Redis, shared by every replica. */}}
 {{- if and .Values.networkPolicy.enabled (not .Values.networkPolicy.extraFrom) }}
 {{- fail "\n\nsidekey: config.tls.mode=acme: the ACME CA must reach sidekey (TLS-ALPN-01 on port 443, HTTP-01 on port 80 of each domain), but the NetworkPolicy admits only labelled pods.\nAdd the CA's way in to networkPolicy.extraFrom (e.g. - ipBlock: {cidr: 0.0.0.0/0} behind a LoadBalancer), or set networkPolicy.enabled=false." }}
 {{- end }}
