@@ -2,7 +2,6 @@ package server
 
 import (
 	"crypto/tls"
-	"os"
 	"sync"
 	"time"
 
@@ -32,25 +31,9 @@ type clientCAOptions struct {
 type clientCAs struct {
 	opts clientCAOptions
 
-	mu      sync.Mutex // guards the fields below
-	config  *tls.Config
-	seen    fileStamp // the file as it was at the last load attempt
-	checked time.Time // when the file was last looked at
-}
-
-// fileStamp tells whether a file changed: modification time and size
-// (zero for a file that cannot be stat'ed).
-type fileStamp struct {
-	mod  time.Time
-	size int64
-}
-
-func stampOf(file string) fileStamp {
-	fi, err := os.Stat(file)
-	if err != nil {
-		return fileStamp{}
-	}
-	return fileStamp{mod: fi.ModTime(), size: fi.Size()}
+	mu     sync.Mutex // guards the fields below
+	config *tls.Config
+	watch  *fileWatch
 }
 
 // watchClientCAs loads opts.File; it fails, naming the setting and the
@@ -65,7 +48,7 @@ func watchClientCAs(opts clientCAOptions) (*clientCAs, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	c := &clientCAs{opts: opts, seen: stampOf(opts.File), checked: opts.Now()}
+	c := &clientCAs{opts: opts, watch: newFileWatch(opts.CheckEvery, opts.Now, opts.File)}
 	if err := c.load(); err != nil {
 		return nil, err
 	}
@@ -90,18 +73,13 @@ func (c *clientCAs) load() error {
 func (c *clientCAs) GetConfigForClient(*tls.ClientHelloInfo) (*tls.Config, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	now := c.opts.Now()
-	if now.Sub(c.checked) < c.opts.CheckEvery {
+	if !c.watch.changed() {
 		return c.config, nil
 	}
-	c.checked = now
-	if st := stampOf(c.opts.File); st != c.seen {
-		c.seen = st
-		if err := c.load(); err != nil {
-			c.opts.Logger.Warn("the changed client CA file was not loaded; keeping the previous CAs", zap.Error(err))
-		} else {
-			c.opts.Logger.Info("client CAs reloaded", zap.String("client_ca_file", c.opts.File))
-		}
+	if err := c.load(); err != nil {
+		c.opts.Logger.Warn("the changed client CA file was not loaded; keeping the previous CAs", zap.Error(err))
+	} else {
+		c.opts.Logger.Info("client CAs reloaded", zap.String("client_ca_file", c.opts.File))
 	}
 	return c.config, nil
 }

@@ -34,17 +34,9 @@ type certFilesOptions struct {
 type certFiles struct {
 	opts certFilesOptions
 
-	mu      sync.Mutex // guards the fields below
-	cert    *tls.Certificate
-	seen    fileStamps // the files as they were at the last load attempt
-	checked time.Time  // when the files were last looked at
-}
-
-// fileStamps tell whether either file changed: size and modification time
-// of each (zero for a file that cannot be stat'ed).
-type fileStamps struct {
-	certMod, keyMod   time.Time
-	certSize, keySize int64
+	mu    sync.Mutex // guards the fields below
+	cert  *tls.Certificate
+	watch *fileWatch // the two files
 }
 
 // loadCertFiles loads the pair named in opts. It fails, naming the file,
@@ -60,14 +52,12 @@ func loadCertFiles(opts certFilesOptions) (*certFiles, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	c := &certFiles{opts: opts}
-	c.seen = c.stamps()
+	c := &certFiles{opts: opts, watch: newFileWatch(opts.CheckEvery, opts.Now, opts.CertFile, opts.KeyFile)}
 	cert, err := c.load()
 	if err != nil {
 		return nil, err
 	}
 	c.cert = cert
-	c.checked = opts.Now()
 	c.logLoaded("serving TLS certificate from files", cert)
 	return c, nil
 }
@@ -78,16 +68,9 @@ func loadCertFiles(opts certFilesOptions) (*certFiles, error) {
 func (c *certFiles) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	now := c.opts.Now()
-	if now.Sub(c.checked) < c.opts.CheckEvery {
+	if !c.watch.changed() {
 		return c.cert, nil
 	}
-	c.checked = now
-	st := c.stamps()
-	if st == c.seen {
-		return c.cert, nil
-	}
-	c.seen = st
 	cert, err := c.load()
 	if err != nil {
 		c.opts.Logger.Error("TLS certificate files changed but cannot be loaded; keeping the previous certificate", zap.Error(err))
@@ -114,18 +97,6 @@ func (c *certFiles) load() (*tls.Certificate, error) {
 		return nil, fmt.Errorf("server: tls.cert_file %s with tls.key_file %s: %w", c.opts.CertFile, c.opts.KeyFile, err)
 	}
 	return &cert, nil
-}
-
-// stamps looks at both files.
-func (c *certFiles) stamps() fileStamps {
-	var st fileStamps
-	if fi, err := os.Stat(c.opts.CertFile); err == nil {
-		st.certMod, st.certSize = fi.ModTime(), fi.Size()
-	}
-	if fi, err := os.Stat(c.opts.KeyFile); err == nil {
-		st.keyMod, st.keySize = fi.ModTime(), fi.Size()
-	}
-	return st
 }
 
 func (c *certFiles) logLoaded(msg string, cert *tls.Certificate) {
