@@ -167,17 +167,17 @@ func (p *scayle) CallbackState(q url.Values) (string, error) {
 	if err != nil {
 		return "", errors.New("providers: scayle: the callback state is not base64")
 	}
-	var claims struct {
-		ClientID json.RawMessage `json:"clientId"`
-		Nonce    json.RawMessage `json:"nonce"`
-	}
-	if err := json.Unmarshal(payload, &claims); err != nil {
+	// A map, not a struct: encoding/json matches struct fields without
+	// regard to case, and the payload we signed spells clientId and nonce
+	// exactly so.
+	var claims map[string]json.RawMessage
+	if err := json.Unmarshal(payload, &claims); err != nil || claims == nil {
 		return "", errors.New("providers: scayle: the callback state is not a JSON object")
 	}
-	if clientID, ok := jsonText(claims.ClientID); !ok || clientID != p.clientID {
+	if clientID, ok := jsonText(claims["clientId"]); !ok || clientID != p.clientID {
 		return "", errors.New("providers: scayle: the callback state was made for another client")
 	}
-	nonce, ok := jsonText(claims.Nonce)
+	nonce, ok := jsonText(claims["nonce"])
 	if !ok || nonce == "" {
 		return "", errors.New("providers: scayle: the callback state carries no nonce")
 	}
