@@ -120,13 +120,8 @@ func (s *syncBuffer) String() string {
 func TestKill9DuringRotationLosesNothing(t *testing.T) {
 	shop := newShop(t, "kill9", 3*time.Second)
 	sc, secret, shopSecret := shop.sim, shop.secret, shop.shopSecret
-	dir := t.TempDir()
-	addr := freeAddr(t)
-	cfgPath := sidekeyConfig{Listen: addr, Storage: "{type: file, path: " + filepath.Join(dir, "data") + "}",
-		Top: "log: {level: debug, access_log: false}\n"}.write(t, dir, "sidekey.yaml", shop)
-	logs := &syncBuffer{}
-	c := startChild(t, cfgPath, addr, logs)
-	connectShop(t, c.base)
+	p := startShop(t, shop, "log: {level: debug, access_log: false}\n", "")
+	c, logs := p.child, p.logs
 
 	base := c.base // the same address across restarts
 	var answered, failed atomic.Int64
@@ -172,11 +167,10 @@ func TestKill9DuringRotationLosesNothing(t *testing.T) {
 		}
 		c.kill()
 		kills++
-		for sc.TokenRequestsHeld() > 0 { // the killed process's request, if any, is dropped
-			time.Sleep(time.Millisecond)
-		}
+		waitUntil(t, "the killed process's held token request to be dropped", func() bool { return sc.TokenRequestsHeld() == 0 })
 		release()
-		c = startChild(t, cfgPath, addr, logs)
+		p.restart(t)
+		c = p.child
 	}
 	close(stop)
 	wg.Wait()
@@ -193,7 +187,7 @@ func TestKill9DuringRotationLosesNothing(t *testing.T) {
 	c.kill()
 
 	// Nothing secret in the logs (debug level) or in the store file.
-	db, err := os.ReadFile(filepath.Join(dir, "data", "sidekey.db"))
+	db, err := os.ReadFile(filepath.Join(p.store, "sidekey.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,13 +216,8 @@ func TestKill9DuringRotationLosesNothing(t *testing.T) {
 func TestSIGTERMDuringRefreshStoresTheRotatedToken(t *testing.T) {
 	shop := newShop(t, "term", 2*time.Second)
 	sc := shop.sim
-	dir := t.TempDir()
-	addr := freeAddr(t)
-	cfgPath := sidekeyConfig{Listen: addr, Storage: "{type: file, path: " + filepath.Join(dir, "data") + "}",
-		Top: "shutdown_timeout: 20s\nlog: {level: info, access_log: false}\n"}.write(t, dir, "sidekey.yaml", shop)
-	logs := &syncBuffer{}
-	c := startChild(t, cfgPath, addr, logs)
-	connectShop(t, c.base)
+	p := startShop(t, shop, "shutdown_timeout: 20s\nlog: {level: info, access_log: false}\n", "")
+	c, logs := p.child, p.logs
 	getOK := func(c *child) {
 		t.Helper()
 		resp, err := http.Get(c.base + "/shop/v1/echo/basket")
@@ -265,7 +254,8 @@ func TestSIGTERMDuringRefreshStoresTheRotatedToken(t *testing.T) {
 	}
 
 	sc.SetTokenResponseDelay(0)
-	c = startChild(t, cfgPath, addr, logs)
+	p.restart(t)
+	c = p.child
 	getOK(c)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

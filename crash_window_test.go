@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -24,19 +23,14 @@ func TestKill9AfterRotationNeedsOnlyAReconnect(t *testing.T) {
 	sc, secret, shopSecret := shop.sim, shop.secret, shop.shopSecret
 	ss := providertest.NewSimpleStore(providertest.SimOptions{ClientID: "plain", ClientSecret: "plain-secret"})
 	defer ss.Close()
-	dir := t.TempDir()
-	addr := freeAddr(t)
-	cfgPath := sidekeyConfig{Listen: addr, Storage: "{type: file, path: " + filepath.Join(dir, "data") + "}",
-		Top: "log: {level: debug, access_log: false}\n",
-		Tenants: fmt.Sprintf(`  cart:
+	p := startShop(t, shop, "log: {level: debug, access_log: false}\n", fmt.Sprintf(`  cart:
     provider: simplestore
     client_id: plain
     client_secret: plain-secret
     token_url: %s
     api_url: %s
-`, ss.TokenURL(), ss.APIURL())}.write(t, dir, "sidekey.yaml", shop)
-	logs := &syncBuffer{}
-	c := startChild(t, cfgPath, addr, logs)
+`, ss.TokenURL(), ss.APIURL()))
+	c, logs := p.child, p.logs
 	get := func(path string) (int, string) {
 		t.Helper()
 		resp, err := http.Get(c.base + path)
@@ -46,9 +40,6 @@ func TestKill9AfterRotationNeedsOnlyAReconnect(t *testing.T) {
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
-	}
-	if code, body := get("/_sidekey/oauth/connect/shop"); code != 200 {
-		t.Fatalf("consent: %d %s", code, body)
 	}
 	if code, body := get("/shop/v1/echo/basket"); code != 200 {
 		t.Fatalf("before the kill: %d %s", code, body)
@@ -68,7 +59,8 @@ func TestKill9AfterRotationNeedsOnlyAReconnect(t *testing.T) {
 	c.kill()
 	sc.SetTokenResponseDelay(0)
 
-	c = startChild(t, cfgPath, addr, logs)
+	p.restart(t)
+	c = p.child
 	// The access token stored before the rotation serves out its life;
 	// then the refused refresh token makes the tenant consent_required.
 	deadline = time.Now().Add(10 * time.Second)

@@ -78,3 +78,44 @@ func connectShop(t *testing.T, base string) {
 		t.Fatalf("consent through %s: %d", base, resp.StatusCode)
 	}
 }
+
+// shopProcess is a child sidekey serving a shop from a file store, and
+// what it takes to start it again over the same store.
+type shopProcess struct {
+	*child
+	cfg, addr string      // its config file and listen address
+	store     string      // the file store's directory
+	logs      *syncBuffer // every start's output
+}
+
+// startShop starts a child sidekey serving s from a file store in a fresh
+// directory — top adds top-level YAML lines, tenants more tenants — and
+// connects the shop.
+func startShop(t *testing.T, s *shop, top, tenants string) *shopProcess {
+	t.Helper()
+	dir := t.TempDir()
+	p := &shopProcess{addr: freeAddr(t), store: filepath.Join(dir, "data"), logs: &syncBuffer{}}
+	p.cfg = sidekeyConfig{Listen: p.addr, Storage: "{type: file, path: " + p.store + "}", Top: top, Tenants: tenants}.
+		write(t, dir, "sidekey.yaml", s)
+	p.restart(t)
+	connectShop(t, p.base)
+	return p
+}
+
+// restart starts the process again (after it was killed or stopped).
+func (p *shopProcess) restart(t *testing.T) {
+	t.Helper()
+	p.child = startChild(t, p.cfg, p.addr, p.logs)
+}
+
+// waitUntil polls cond until it holds, failing the test after 10 s.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond) // poll interval
+	}
+}

@@ -141,11 +141,8 @@ func validateTenant(ps *Problems, name string, t *Tenant) {
 	if t.RefreshBefore < 0 {
 		ps.add(key+".refresh_before", "must not be negative")
 	}
-	switch {
-	case t.RefreshTokenLifetime < 0:
+	if t.RefreshTokenLifetime < 0 {
 		ps.add(key+".refresh_token_lifetime", "must not be negative")
-	case t.RefreshTokenLifetime > 0 && !consentFlow(t):
-		ps.add(key+".refresh_token_lifetime", "only for tenants connected by a consent (authorization code)")
 	}
 	oneOf(ps, key+".grant", t.Grant, "", "client_credentials", "refresh_token", "authorization_code")
 	oneOf(ps, key+".client_auth", t.ClientAuth, "", "header", "body")
@@ -221,16 +218,4 @@ func checkHeaderName(name string) string {
 func isTokenChar(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
 		strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
-}
-
-// consentFlow reports whether tenant t is connected by a person's consent
-// (an authorization-code grant), so that it holds a consent's refresh token.
-func consentFlow(t *Tenant) bool {
-	switch t.Provider {
-	case "istores", "storehippo", "scayle":
-		return true
-	case "oauth2":
-		return t.Grant == "authorization_code"
-	}
-	return false
 }

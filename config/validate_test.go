@@ -146,10 +146,6 @@ func TestValidate(t *testing.T) {
 				{"tenants.b.store", "must be a dns label"},
 				{"tenants.c.store", "must be a dns label"},
 			}},
-		{name: "refresh_token_lifetime", src: "tenants: {a: {provider: simplestore, client_id: x, client_secret: y, refresh_token_lifetime: 720h}, c: {provider: scayle, client_id: x, client_secret: y, tenant_space: acme, shop_id: '1', idp_key: g, shop_secret: s, refresh_token_lifetime: 720h}}",
-			wants: []want{
-				{"tenants.a.refresh_token_lifetime", "only for tenants connected by a consent"},
-			}},
 		{name: "scopes", src: "tenants: {a: {provider: istores, client_id: x, client_secret: y, scopes: [ok, 'a b', '']}}",
 			wants: []want{{"tenants.a.scopes[1]", "without spaces"}, {"tenants.a.scopes[2]", "must be non-empty"}}},
 

@@ -78,23 +78,15 @@ type codeClient struct {
 func newCodeClient(r *resolved, env sourceEnv, sep string, asJSON bool) codeClient {
 	t := r.t
 	secret := string(t.ClientSecret)
-	params := url.Values{}
-	for k, v := range t.TokenParams {
-		params.Set(k, v)
-	}
+	params := r.tokenParams()
+	endpoint := r.tokenEndpoint(env, secret)
+	endpoint.json = asJSON
 	return codeClient{
 		authURL:  r.authURL,
 		clientID: t.ClientID,
 		scopes:   strings.Join(t.Scopes, sep),
 		params:   params,
-		endpoint: &tokenEndpoint{
-			provider: r.p.name,
-			url:      r.tokenURL.String(),
-			client:   env.client,
-			log:      env.log,
-			json:     asJSON,
-			secrets:  []string{secret},
-		},
-		creds: credentials{id: t.ClientID, secret: secret},
+		endpoint: endpoint,
+		creds:    credentials{id: t.ClientID, secret: secret},
 	}
 }

@@ -3,7 +3,6 @@ package providers
 import (
 	"context"
 	"net/http"
-	"net/url"
 	"slices"
 	"sync"
 	"time"
@@ -83,10 +82,7 @@ type oauth2Source struct {
 
 func newOAuth2Source(r *resolved, env sourceEnv) ContextTokenSource {
 	t := r.t
-	params := url.Values{}
-	for k, v := range t.TokenParams {
-		params.Set(k, v)
-	}
+	params := r.tokenParams()
 	s := &oauth2Source{
 		provider: r.p.name,
 		client:   limitBodies(env.client),

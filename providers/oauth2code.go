@@ -50,10 +50,7 @@ type oauth2AuthCode struct {
 func newOAuth2AuthCode(r *resolved, env sourceEnv) AuthCode {
 	t := r.t
 	secret := string(t.ClientSecret)
-	params := url.Values{}
-	for k, v := range t.TokenParams {
-		params.Set(k, v)
-	}
+	params := r.tokenParams()
 	style := authStyle(t.ClientAuth)
 	refreshParams := cloneValues(params)
 	refreshParams.Set("grant_type", grantRefreshToken)

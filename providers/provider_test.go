@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -162,6 +163,11 @@ func TestCheckProblems(t *testing.T) {
 				prob("tenants.x.headers.x-a", "duplicate of another header with different case")}},
 		{"negative refresh_before", func(c *config.Tenant) { c.RefreshBefore = -1 },
 			[]config.Problem{prob("tenants.x.refresh_before", "must not be negative")}},
+		{"refresh_token_lifetime without a consent", func(c *config.Tenant) { c.RefreshTokenLifetime = config.Duration(720 * time.Hour) },
+			[]config.Problem{prob("tenants.x.refresh_token_lifetime", "only for tenants connected by a consent (authorization code)")}},
+		{"refresh_token_lifetime with a consent", func(c *config.Tenant) {
+			c.Grant, c.AuthURL, c.RefreshTokenLifetime = "authorization_code", "https://auth.example.com/authorize", config.Duration(720*time.Hour)
+		}, nil},
 		{"static needs token and api_url", func(c *config.Tenant) { *c = config.Tenant{Provider: "static"} },
 			[]config.Problem{prob("tenants.x.api_url", "required"), prob("tenants.x.token", "required")}},
 		{"static token with newline", func(c *config.Tenant) {

@@ -68,6 +68,8 @@ func resolve(name string, t *config.Tenant) (*resolved, []config.Problem) {
 	}
 	if p.consent != nil && p.consent(t) {
 		r.authURL = c.endpoint("auth_url", t.AuthURL, p.authURL, false)
+	} else if t.RefreshTokenLifetime > 0 {
+		c.add("refresh_token_lifetime", "only for tenants connected by a consent (authorization code)")
 	}
 	r.inject = c.injection()
 	r.headers = c.headers(r.inject.Header)

@@ -101,11 +101,10 @@ func newSCAYLE(r *resolved, env sourceEnv) AuthCode {
 	t := r.t
 	secret := string(t.ClientSecret)
 	shopSecret := string(t.ShopSecret)
-	params := url.Values{}
-	for k, v := range t.TokenParams {
-		params.Set(k, v)
-	}
+	params := r.tokenParams()
 	base := url.URL{Scheme: r.tokenURL.Scheme, Host: r.tokenURL.Host, Path: scayleTokensPath}
+	endpoint := r.tokenEndpoint(env, secret, shopSecret)
+	endpoint.json = true
 	return &scayle{
 		authURL:    r.authURL,
 		clientID:   t.ClientID,
@@ -113,14 +112,7 @@ func newSCAYLE(r *resolved, env sourceEnv) AuthCode {
 		idpKey:     t.IdpKey,
 		shopSecret: []byte(shopSecret),
 		params:     params,
-		endpoint: &tokenEndpoint{
-			provider: r.p.name,
-			url:      r.tokenURL.String(),
-			client:   env.client,
-			log:      env.log,
-			json:     true,
-			secrets:  []string{secret, shopSecret},
-		},
+		endpoint:   endpoint,
 		creds:      credentials{id: t.ClientID, secret: secret, inHeader: true, rawBasic: true},
 		revokeBase: base.String(),
 		client:     env.client,

@@ -59,19 +59,14 @@ func newSimpleStoreSource(r *resolved, env sourceEnv) ContextTokenSource {
 	if len(t.Scopes) > 0 {
 		form.Set("scope", strings.Join(t.Scopes, " "))
 	}
-	for k, v := range t.TokenParams {
-		form.Set(k, v)
+	for k, vs := range r.tokenParams() {
+		form[k] = vs
 	}
+	endpoint := r.tokenEndpoint(env, secret)
+	endpoint.defaultLifetime = simpleStoreLifetime
 	return &simpleStoreSource{
-		endpoint: &tokenEndpoint{
-			provider:        r.p.name,
-			url:             r.tokenURL.String(),
-			client:          env.client,
-			log:             env.log,
-			defaultLifetime: simpleStoreLifetime,
-			secrets:         []string{secret},
-		},
-		form: form,
+		endpoint: endpoint,
+		form:     form,
 		// The documentation sends the credentials in the body; its
 		// IdentityServer-style endpoint also takes HTTP Basic.
 		creds: credentials{id: t.ClientID, secret: secret, inHeader: t.ClientAuth == clientAuthHeader},

@@ -45,6 +45,22 @@ type tokenEndpoint struct {
 	secrets []string
 }
 
+// tokenEndpoint returns the token endpoint of tenant r, sending with env's
+// client and logger and scrubbing secrets from error text; the caller sets
+// json and defaultLifetime as the platform needs.
+func (r *resolved) tokenEndpoint(env sourceEnv, secrets ...string) *tokenEndpoint {
+	return &tokenEndpoint{provider: r.p.name, url: r.tokenURL.String(), client: env.client, log: env.log, secrets: secrets}
+}
+
+// tokenParams returns a fresh copy of tenant r's token_params.
+func (r *resolved) tokenParams() url.Values {
+	params := url.Values{}
+	for k, v := range r.t.TokenParams {
+		params.Set(k, v)
+	}
+	return params
+}
+
 // credentials are how the client identifies itself on one request.
 type credentials struct {
 	id, secret string

@@ -450,13 +450,7 @@ func TestGracefulShutdownDrainsInFlight(t *testing.T) {
 		result <- reply{status: resp.StatusCode, body: string(b)}
 	}()
 	// Wait until the request is at the upstream, then shut down.
-	deadline := time.Now().Add(5 * time.Second)
-	for sim.APIRequests() < 2 {
-		if time.Now().After(deadline) {
-			t.Fatal("request never reached the upstream")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitFor(t, "the request to reach the upstream", func() bool { return sim.APIRequests() >= 2 })
 	if err := r.stop(); err != nil {
 		t.Fatalf("shutdown: %v", err)
 	}

@@ -137,11 +137,7 @@ type acmeReplica struct {
 // loaded, handshakes are answered (for TLS-ALPN-01) before sidekey serves.
 func (r *acmeReplica) leaf(t *testing.T, roots *x509.CertPool, p *pebble) *x509.Certificate {
 	t.Helper()
-	dialer := &net.Dialer{Timeout: 5 * time.Second}
-	client := httpsClient(roots)
-	client.Transport.(*http.Transport).DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
-		return dialer.DialContext(ctx, network, r.addr)
-	}
+	client := localhostClient(roots, r.addr, nil)
 	_, port, _ := net.SplitHostPort(r.addr)
 	url := "https://" + net.JoinHostPort("localhost", port) + "/_sidekey/healthz"
 	deadline := time.Now().Add(40 * time.Second)

@@ -225,12 +225,7 @@ func testACMEObtains(t *testing.T, b pebbleBuild) {
 	r := start(t, cfg, nil)
 	_, sidekeyPort, _ := net.SplitHostPort(strings.TrimPrefix(r.base, "http://"))
 
-	// localhost is dialled at 127.0.0.1, where sidekey listens.
-	dialer := &net.Dialer{Timeout: 5 * time.Second}
-	client := httpsClient(roots)
-	client.Transport.(*http.Transport).DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
-		return dialer.DialContext(ctx, network, net.JoinHostPort("127.0.0.1", sidekeyPort))
-	}
+	client := localhostClient(roots, net.JoinHostPort("127.0.0.1", sidekeyPort), nil)
 	url := "https://" + net.JoinHostPort("localhost", sidekeyPort) + "/_sidekey/healthz"
 
 	// The listener answers once the certificate is obtained.
@@ -279,13 +274,7 @@ func testACMEObtains(t *testing.T, b pebbleBuild) {
 		cert *tls.Certificate
 		want int
 	}{{billing, http.StatusOK}, {nil, http.StatusUnauthorized}} {
-		c := httpsClient(roots)
-		tr := c.Transport.(*http.Transport)
-		tr.DialContext = client.Transport.(*http.Transport).DialContext
-		if tc.cert != nil {
-			cert := tc.cert
-			tr.TLSClientConfig.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }
-		}
+		c := localhostClient(roots, net.JoinHostPort("127.0.0.1", sidekeyPort), tc.cert)
 		resp, err := c.Get(shop)
 		if err != nil {
 			t.Fatalf("GET %s (client certificate %v): %v", shop, tc.cert != nil, err)
@@ -299,6 +288,22 @@ func testACMEObtains(t *testing.T, b pebbleBuild) {
 	if err := r.stop(); err != nil {
 		t.Errorf("shutdown: %v", err)
 	}
+}
+
+// localhostClient trusts roots and dials addr, sidekey's listener, for
+// every https://localhost:PORT URL (the name the ACME certificate is for),
+// presenting cert when it is not nil.
+func localhostClient(roots *x509.CertPool, addr string, cert *tls.Certificate) *http.Client {
+	client := httpsClient(roots)
+	tr := client.Transport.(*http.Transport)
+	dialer := &net.Dialer{Timeout: 5 * time.Second}
+	tr.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return dialer.DialContext(ctx, network, addr)
+	}
+	if cert != nil {
+		tr.TLSClientConfig.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }
+	}
+	return client
 }
 
 // testACMEAnswersTLSALPN has Pebble really validate: its
@@ -324,11 +329,7 @@ func testACMEAnswersTLSALPN(t *testing.T, b pebbleBuild) {
 		HTTPChallengePort: freePort(t), // not where Pebble looks
 	}}, ln)
 
-	client := httpsClient(roots)
-	dialer := &net.Dialer{Timeout: 5 * time.Second}
-	client.Transport.(*http.Transport).DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
-		return dialer.DialContext(ctx, network, ln.Addr().String())
-	}
+	client := localhostClient(roots, ln.Addr().String(), nil)
 	url := "https://" + net.JoinHostPort("localhost", lnPort) + "/_sidekey/healthz"
 	deadline := time.Now().Add(40 * time.Second)
 	for {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/oauth2"
 
 	"github.com/sidekey/sidekey/store"
 )
@@ -43,7 +44,10 @@ func (s *Server) watchReplicas(ctx context.Context) {
 }
 
 // tokenChanged restarts tenant name's engine when the store now holds a
-// token this replica does not serve, or none at all.
+// token this replica does not serve but could, or none at all. A stored
+// token that can serve nothing (expired, no refresh token: a refused
+// refresh token was cleared) changes nothing, so the engine keeps the error
+// that says why.
 func (s *Server) tokenChanged(ctx context.Context, name string) {
 	t, ok := s.live.Load().tenants[name]
 	if !ok {
@@ -60,10 +64,17 @@ func (s *Server) tokenChanged(ctx context.Context, name string) {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return
 	}
-	if tok != nil && tok.RefreshToken == "" && !tok.Expiry.IsZero() && !s.now().Before(tok.Expiry) {
-		return // a refused refresh token was cleared: nothing new to serve, and the engine's error says why
-	}
-	if tok == nil || !t.engine.Status().Valid {
+	switch {
+	case tok == nil:
+		t.engine.Reset()
+	case !servable(tok, s.now()):
+	case !t.engine.Status().Valid:
 		t.engine.Reset()
 	}
+}
+
+// servable reports whether tok can give an access token at now: it is
+// still valid, or it can be refreshed.
+func servable(tok *oauth2.Token, now time.Time) bool {
+	return tok.RefreshToken != "" || tok.Expiry.IsZero() || now.Before(tok.Expiry)
 }

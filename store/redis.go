@@ -288,14 +288,8 @@ func (r *redisStore) CompareAndSwap(ctx context.Context, key string, old, new []
 
 // List implements Store with SCAN over the prefix's keys.
 func (r *redisStore) List(ctx context.Context, prefix string) ([]string, error) {
-	if err := ctx.Err(); err != nil {
+	if err := r.beginPrefix(ctx, prefix); err != nil {
 		return nil, err
-	}
-	if err := checkPrefix(prefix); err != nil {
-		return nil, err
-	}
-	if r.isClosed() {
-		return nil, ErrClosed
 	}
 	full := r.dataKey(prefix)
 	keys := []string{}
@@ -349,6 +343,20 @@ func (r *redisStore) isClosed() bool { return r.base.Err() != nil }
 // begin checks the context, the key and that the store is open.
 func (r *redisStore) begin(ctx context.Context, key string) error {
 	if err := begin(ctx, key); err != nil {
+		return err
+	}
+	if r.isClosed() {
+		return ErrClosed
+	}
+	return nil
+}
+
+// beginPrefix is begin for operations on every key under prefix.
+func (r *redisStore) beginPrefix(ctx context.Context, prefix string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := checkPrefix(prefix); err != nil {
 		return err
 	}
 	if r.isClosed() {

@@ -29,14 +29,8 @@ const (
 // resubscribes by itself and then reports every key under prefix once,
 // since changes made meanwhile went unseen.
 func (r *redisStore) Watch(ctx context.Context, prefix string) (<-chan string, error) {
-	if err := ctx.Err(); err != nil {
+	if err := r.beginPrefix(ctx, prefix); err != nil {
 		return nil, err
-	}
-	if err := checkPrefix(prefix); err != nil {
-		return nil, err
-	}
-	if r.isClosed() {
-		return nil, ErrClosed
 	}
 	ps, err := r.subscribe(ctx)
 	if err != nil {

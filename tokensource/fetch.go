@@ -54,8 +54,10 @@ func (s *Source) startLocked(now time.Time) *flight {
 		s.calling = true
 		s.callStart = f.start
 		s.callRequested = now
-		s.calls.Add(1)
-		s.active.Add(1)
+		if s.callsRunning == 0 {
+			s.callsIdle = make(chan struct{})
+		}
+		s.callsRunning++
 		go s.call()
 	}
 	return f
@@ -63,10 +65,7 @@ func (s *Source) startLocked(now time.Time) *flight {
 
 // call runs the raw source once and hands its result to the current flight.
 func (s *Source) call() {
-	defer func() {
-		s.active.Add(-1)
-		s.calls.Done()
-	}()
+	defer s.callEnded()
 	var tok *oauth2.Token
 	var err error
 	if cs, ok := s.src.(contextSource); ok {
@@ -85,6 +84,15 @@ func (s *Source) call() {
 	o := s.finishLocked(s.flight, tok, err)
 	s.mu.Unlock()
 	s.report(o)
+}
+
+// callEnded counts a call goroutine out, for Wait.
+func (s *Source) callEnded() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.callsRunning--; s.callsRunning == 0 {
+		close(s.callsIdle)
+	}
 }
 
 // expire ends flight f as failed once it has run for FetchTimeout. The raw

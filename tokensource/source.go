@@ -93,25 +93,25 @@ var errRejected = errors.New("the API rejected a token soon after it was fetched
 // exists do callers wait, and then all of them share one fetch. The tokens
 // it returns are shared between callers and must not be modified.
 type Source struct {
-	src    oauth2.TokenSource
-	opts   Options
-	log    *zap.Logger
-	calls  sync.WaitGroup // raw source calls running; Wait waits for them
-	active atomic.Int32   // how many: Wait returns at once when none
+	src  oauth2.TokenSource
+	opts Options
+	log  *zap.Logger
 
 	cur        atomic.Pointer[state] // the published token; nil: none. Stored only under mu.
 	refreshing atomic.Bool           // mirrors flight != nil for the hot path
 
 	mu            sync.Mutex // guards the fields below
 	closed        bool
-	flight        *flight     // the fetch in progress; nil: none
-	calling       bool        // a src.Token call is running, perhaps outliving its flight
-	callStart     time.Time   // when that call started (for durations)
-	callRequested time.Time   // when that call started, by Options.Now (a token's life begins there)
-	timer         *time.Timer // the next refresh or retry; nil until first armed
-	nextAttempt   time.Time   // no fetch starts before this (backoff)
-	failStreak    int         // consecutive failed fetches
-	rejects       int         // consecutive tokens invalidated soon after their fetch
+	flight        *flight       // the fetch in progress; nil: none
+	calling       bool          // a src.Token call is running, perhaps outliving its flight
+	callsRunning  int           // call goroutines not yet ended (report included); see Wait
+	callsIdle     chan struct{} // closed when callsRunning drops to 0; nil while none ran
+	callStart     time.Time     // when that call started (for durations)
+	callRequested time.Time     // when that call started, by Options.Now (a token's life begins there)
+	timer         *time.Timer   // the next refresh or retry; nil until first armed
+	nextAttempt   time.Time     // no fetch starts before this (backoff)
+	failStreak    int           // consecutive failed fetches
+	rejects       int           // consecutive tokens invalidated soon after their fetch
 	lastErr       error
 	lastRefresh   time.Time
 	fetches       uint64
@@ -294,16 +294,14 @@ func (s *Source) Close() {
 // closing the store, so that a refresh the platform has already answered —
 // perhaps with a rotated refresh token — is never dropped halfway.
 func (s *Source) Wait(ctx context.Context) error {
-	if s.active.Load() == 0 {
+	s.mu.Lock()
+	running, idle := s.callsRunning, s.callsIdle
+	s.mu.Unlock()
+	if running == 0 {
 		return nil
 	}
-	done := make(chan struct{})
-	go func() {
-		s.calls.Wait()
-		close(done)
-	}()
 	select {
-	case <-done:
+	case <-idle:
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("tokensource: %s: waiting for a token request in progress: %w", s.opts.Name, ctx.Err())
