@@ -34,21 +34,7 @@ func newOAuth2Sim(t *testing.T, opts providertest.SimOptions) *providertest.OAut
 
 func oauth2Tenant(t *testing.T, sim *providertest.OAuth2, modify func(*config.Tenant)) *Tenant {
 	t.Helper()
-	c := &config.Tenant{
-		Provider:     "oauth2",
-		ClientID:     testClientID,
-		ClientSecret: testSecret,
-		TokenURL:     sim.TokenURL(),
-		APIURL:       sim.APIURL(),
-	}
-	if modify != nil {
-		modify(c)
-	}
-	tenant, err := Build("other-api", c, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tenant
+	return simTenant(t, "other-api", "oauth2", sim.TokenURL(), sim.APIURL(), modify)
 }
 
 func TestOAuth2ClientAuth(t *testing.T) {

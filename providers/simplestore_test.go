@@ -23,17 +23,25 @@ const (
 // simpleStoreTenant builds a simplestore tenant pointing at sim.
 func simpleStoreTenant(t *testing.T, sim *providertest.SimpleStore, modify func(*config.Tenant)) *Tenant {
 	t.Helper()
+	return simTenant(t, "eu-simple", "simplestore", sim.TokenURL(), sim.APIURL(), modify)
+}
+
+// simTenant builds tenant name of provider with the test client's
+// credentials and a simulator's endpoints; modify, if not nil, changes the
+// config first.
+func simTenant(t *testing.T, name, provider, tokenURL, apiURL string, modify func(*config.Tenant)) *Tenant {
+	t.Helper()
 	c := &config.Tenant{
-		Provider:     "simplestore",
+		Provider:     provider,
 		ClientID:     testClientID,
 		ClientSecret: testSecret,
-		TokenURL:     sim.TokenURL(),
-		APIURL:       sim.APIURL(),
+		TokenURL:     tokenURL,
+		APIURL:       apiURL,
 	}
 	if modify != nil {
 		modify(c)
 	}
-	tenant, err := Build("eu-simple", c, Options{})
+	tenant, err := Build(name, c, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
