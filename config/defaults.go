@@ -66,7 +66,7 @@ func (c *Config) SetDefaults() {
 
 	setDefault(&c.Storage.Type, defaultStorageType)
 	setDefault(&c.Storage.Path, defaultStoragePath)
-	setDefault(&c.Storage.Redis.Addr, defaultRedisAddr)
+	c.Storage.Redis.redisDefaults()
 	setDefault(&c.Storage.Redis.Prefix, defaultRedisPrefix)
 
 	setDefault(&c.TLS.Mode, "off")

@@ -96,6 +96,9 @@ func (r *fileReader) readAll(c *Config) {
 	c.TLS.CARootFile = r.resolve(c.TLS.CARootFile)
 	r.certificates("tls.client_ca_file", &c.TLS.ClientCAFile)
 	r.secret("storage.redis", "password", &c.Storage.Redis.Password, &c.Storage.Redis.PasswordFile)
+	if sn := c.Storage.Redis.Sentinel; sn != nil {
+		r.secret("storage.redis.sentinel", "password", &sn.Password, &sn.PasswordFile)
+	}
 
 	for section, blocks := range map[string]map[string]*Tenant{"apps": c.Apps, "tenants": c.Tenants} {
 		for _, name := range slices.Sorted(maps.Keys(blocks)) {

@@ -114,6 +114,15 @@ type Redis struct {
 	Prefix string `yaml:"prefix"`
 	// TLS enables TLS to Redis. Default false.
 	TLS bool `yaml:"tls"`
+	// Sentinel reaches the current primary of a Sentinel-managed set
+	// instead of Addr. Nil: no sentinel. See config/redis.go.
+	Sentinel *RedisSentinel `yaml:"sentinel"`
+	// Cluster talks to a Redis Cluster instead of Addr. Nil: no cluster.
+	Cluster *RedisCluster `yaml:"cluster"`
+	// MinReplicasAck is how many replicas must acknowledge a write (WAIT)
+	// before it counts as stored. Nil: 0 for addr, 1 for sentinel and
+	// cluster (ReplicasToAck resolves it).
+	MinReplicasAck *int `yaml:"min_replicas_ack"`
 }
 
 // Caller is one program allowed to call the proxy. It authenticates with

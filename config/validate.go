@@ -72,12 +72,7 @@ func (c *Config) validateStorage(ps *Problems) {
 			ps.add("storage.path", "required for storage type file")
 		}
 	case "redis":
-		if msg := checkHostPort(s.Redis.Addr, false); msg != "" {
-			ps.add("storage.redis.addr", msg)
-		}
-		if s.Redis.DB < 0 {
-			ps.add("storage.redis.db", "must not be negative")
-		}
+		s.Redis.validateRedis(ps)
 		if s.KeyFile == "" {
 			ps.add("storage.key_file", "required for storage type redis: every replica must seal values with the same key, from a shared secret")
 		}

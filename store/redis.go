@@ -3,10 +3,8 @@ package store
 import (
 	"cmp"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"slices"
 	"strings"
@@ -14,7 +12,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/redis/go-redis/v9/maintnotifications"
 	"go.uber.org/zap"
 
 	"github.com/sidekey/sidekey/config"
@@ -26,17 +23,40 @@ const (
 	defaultRedisPrefix = "sidekey"
 	defaultLockTTL     = 15 * time.Second
 
-	redisDialTimeout = 2 * time.Second // one connection attempt
-	redisIOTimeout   = 3 * time.Second // one command's read or write
-	redisPoolSize    = 20
-	redisOpenTimeout = 10 * time.Second // the checks OpenRedis and Open make
+	redisDialTimeout  = 2 * time.Second // one connection attempt
+	redisIOTimeout    = 3 * time.Second // one command's read or write
+	redisPoolSize     = 20
+	redisOpenTimeout  = 10 * time.Second // the checks OpenRedis and Open make
+	defaultAckTimeout = time.Second      // RedisOptions.AckTimeout
 )
 
 // RedisOptions configures OpenRedis. Zero values mean "use the default";
 // the fields are those of config.Redis plus the lock lease and a logger.
+// Set at most one of Addr, the Sentinel fields and ClusterAddrs.
 type RedisOptions struct {
-	// Addr is the server's host:port. Default "127.0.0.1:6379".
+	// Addr is the server's host:port. Default "127.0.0.1:6379" when
+	// neither sentinel nor cluster is set.
 	Addr string
+	// SentinelMaster is the name Redis Sentinel monitors; with
+	// SentinelAddrs the store talks to the primary the sentinels name and
+	// follows it across a promotion. Empty: no sentinel.
+	SentinelMaster string
+	// SentinelAddrs are the sentinels' host:port addresses.
+	SentinelAddrs []string
+	// SentinelUsername and SentinelPassword authenticate to the
+	// sentinels (Username and Password to the data nodes). Empty: none.
+	SentinelUsername string
+	SentinelPassword config.Secret
+	// ClusterAddrs are host:port addresses of Redis Cluster nodes; the
+	// rest are discovered. Empty: no cluster.
+	ClusterAddrs []string
+	// MinReplicasAck is how many replicas must acknowledge each write
+	// (Redis WAIT) before it is reported stored; a write they do not
+	// acknowledge within AckTimeout returns an error matching
+	// ErrNotReplicated and ErrUnavailable. Default 0: no WAIT.
+	MinReplicasAck int
+	// AckTimeout bounds the wait for MinReplicasAck replicas. Default 1 s.
+	AckTimeout time.Duration
 	// Username authenticates with Redis ACLs. Empty: the default user.
 	Username string
 	// Password authenticates to Redis. Empty: the content of PasswordFile
@@ -68,8 +88,10 @@ type RedisOptions struct {
 // redisStore is an unsealed Store in Redis. Open wraps it with Seal; on its
 // own it stores values as given.
 type redisStore struct {
-	client  *redis.Client
-	addr    string // for messages
+	client  redis.UniversalClient
+	addr    string // for messages: the address, or the sentinel or cluster
+	acks    int    // replicas that must acknowledge a write (WAIT); 0: none
+	ackWait time.Duration
 	prefix  string // Prefix + ":"
 	ttl     time.Duration
 	renew   time.Duration // <= 0: never
@@ -117,10 +139,20 @@ func openRedis(opts RedisOptions) (*redisStore, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	addr := cmp.Or(opts.Addr, defaultRedisAddr)
+	mode, err := opts.redisMode()
+	if err != nil {
+		return nil, err
+	}
+	addr := opts.Addr
+	if mode == "addr" {
+		addr = cmp.Or(addr, defaultRedisAddr)
+	}
 	prefix := cmp.Or(opts.Prefix, defaultRedisPrefix)
 	if err := checkRedisPrefix(prefix); err != nil {
 		return nil, err
+	}
+	if opts.MinReplicasAck < 0 {
+		return nil, fmt.Errorf("store: redis min replicas ack %d is negative", opts.MinReplicasAck)
 	}
 	ttl := opts.LockTTL
 	if ttl <= 0 {
@@ -141,38 +173,20 @@ func openRedis(opts RedisOptions) (*redisStore, error) {
 		}
 		password = strings.TrimRight(string(b), "\r\n")
 	}
-	ro := &redis.Options{
-		Addr:                  addr,
-		Username:              opts.Username,
-		Password:              password,
-		DB:                    opts.DB,
-		DialTimeout:           redisDialTimeout,
-		DialerRetries:         1,  // one attempt: a down server is reported at once
-		MaxRetries:            -1, // no silent replays: a Take or CompareAndSwap must not run twice
-		ReadTimeout:           redisIOTimeout,
-		WriteTimeout:          redisIOTimeout,
-		ContextTimeoutEnabled: true, // a caller's deadline bounds its command
-		PoolSize:              redisPoolSize,
-		DisableIdentity:       true, // no CLIENT SETINFO (older servers refuse it)
-		MaintNotificationsConfig: &maintnotifications.Config{
-			Mode: maintnotifications.ModeDisabled,
-		},
-	}
-	if opts.TLS {
-		host, _, err := net.SplitHostPort(addr)
-		if err != nil {
-			return nil, fmt.Errorf("store: redis addr %q: %w", addr, err)
-		}
-		ro.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: host}
+	client, name, err := newRedisClient(opts, mode, addr, password)
+	if err != nil {
+		return nil, err
 	}
 	base, cancel := context.WithCancel(context.Background())
 	r := &redisStore{
-		client:  redis.NewClient(ro),
-		addr:    addr,
+		client:  client,
+		addr:    name,
+		acks:    opts.MinReplicasAck,
+		ackWait: cmp.Or(opts.AckTimeout, defaultAckTimeout),
 		prefix:  prefix + ":",
 		ttl:     ttl,
 		renew:   renew,
-		log:     log.With(zap.String("redis", addr)),
+		log:     log.With(zap.String("redis", name)),
 		scripts: newRedisScripts(),
 		locks:   newLockTable(),
 		base:    base,
@@ -185,7 +199,8 @@ func openRedis(opts RedisOptions) (*redisStore, error) {
 		r.Close()
 		return nil, err
 	}
-	r.log.Info("opened the redis store", zap.String("prefix", prefix), zap.Int("db", opts.DB), zap.Bool("tls", opts.TLS))
+	r.log.Info("opened the redis store", zap.String("mode", mode), zap.String("prefix", prefix), zap.Int("db", opts.DB),
+		zap.Bool("tls", opts.TLS), zap.Int("min_replicas_ack", r.acks))
 	return r, nil
 }
 
@@ -237,8 +252,11 @@ func (r *redisStore) Store(ctx context.Context, key string, value []byte) error 
 	if value == nil {
 		value = []byte{}
 	}
-	err := r.scripts.store.Run(ctx, r.client, []string{r.dataKey(key)}, value, r.changes(), key).Err()
-	return r.fail(ctx, fmt.Sprintf("store %q", key), err)
+	op := fmt.Sprintf("store %q", key)
+	err := r.write(ctx, key, op, func(c redis.Scripter) (bool, error) {
+		return true, r.scripts.store.Run(ctx, c, []string{r.dataKey(key)}, value, r.changes(), key).Err()
+	})
+	return r.fail(ctx, op, err)
 }
 
 // Delete implements Store.
@@ -246,8 +264,11 @@ func (r *redisStore) Delete(ctx context.Context, key string) error {
 	if err := r.begin(ctx, key); err != nil {
 		return err
 	}
-	err := r.scripts.delete.Run(ctx, r.client, []string{r.dataKey(key)}, r.changes(), key).Err()
-	return r.fail(ctx, fmt.Sprintf("delete %q", key), err)
+	op := fmt.Sprintf("delete %q", key)
+	err := r.write(ctx, key, op, func(c redis.Scripter) (bool, error) {
+		return true, r.scripts.delete.Run(ctx, c, []string{r.dataKey(key)}, r.changes(), key).Err()
+	})
+	return r.fail(ctx, op, err)
 }
 
 // Take implements Store: GET and DEL in one script.
@@ -278,12 +299,17 @@ func (r *redisStore) CompareAndSwap(ctx context.Context, key string, old, new []
 	if new == nil {
 		new = []byte{}
 	}
-	n, err := r.scripts.cas.Run(ctx, r.client, []string{r.dataKey(key)},
-		hasOld, nonNil(old), new, r.changes(), key).Int()
+	op := fmt.Sprintf("compare and swap %q", key)
+	swapped := false
+	err := r.write(ctx, key, op, func(c redis.Scripter) (bool, error) {
+		n, err := r.scripts.cas.Run(ctx, c, []string{r.dataKey(key)}, hasOld, nonNil(old), new, r.changes(), key).Int()
+		swapped = err == nil && n == 1
+		return swapped, err
+	})
 	if err != nil {
-		return false, r.fail(ctx, fmt.Sprintf("compare and swap %q", key), err)
+		return false, r.fail(ctx, op, err)
 	}
-	return n == 1, nil
+	return swapped, nil
 }
 
 // List implements Store with SCAN over the prefix's keys.
@@ -293,20 +319,14 @@ func (r *redisStore) List(ctx context.Context, prefix string) ([]string, error) 
 	}
 	full := r.dataKey(prefix)
 	keys := []string{}
-	var cursor uint64
-	for {
-		batch, next, err := r.client.Scan(ctx, cursor, globEscape(full)+"*", 1000).Result()
-		if err != nil {
-			return nil, r.fail(ctx, fmt.Sprintf("list %q", prefix), err)
+	err := r.scan(ctx, globEscape(full)+"*", func(_ context.Context, _ redis.Cmdable, k string) (bool, error) {
+		if strings.HasPrefix(k, full) {
+			keys = append(keys, strings.TrimPrefix(k, r.dataKey("")))
 		}
-		for _, k := range batch {
-			if strings.HasPrefix(k, full) {
-				keys = append(keys, strings.TrimPrefix(k, r.dataKey("")))
-			}
-		}
-		if cursor = next; cursor == 0 {
-			break
-		}
+		return true, nil
+	})
+	if err != nil {
+		return nil, r.fail(ctx, fmt.Sprintf("list %q", prefix), err)
 	}
 	slices.Sort(keys)
 	return slices.Compact(keys), nil // SCAN may return a key twice

@@ -28,8 +28,9 @@ func openSealedRedis(cfg config.Storage, log *zap.Logger) (Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, err := openRedis(RedisOptions{
+	opts := RedisOptions{
 		Addr:         cfg.Redis.Addr,
+		ClusterAddrs: clusterAddrs(cfg.Redis),
 		Username:     cfg.Redis.Username,
 		Password:     cfg.Redis.Password,
 		PasswordFile: cfg.Redis.PasswordFile,
@@ -37,7 +38,14 @@ func openSealedRedis(cfg config.Storage, log *zap.Logger) (Store, error) {
 		Prefix:       cfg.Redis.Prefix,
 		TLS:          cfg.Redis.TLS,
 		Logger:       log,
-	})
+
+		MinReplicasAck: cfg.Redis.ReplicasToAck(),
+	}
+	if sn := cfg.Redis.Sentinel; sn != nil {
+		opts.SentinelMaster, opts.SentinelAddrs = sn.Master, sn.Addrs
+		opts.SentinelUsername, opts.SentinelPassword = sn.Username, sn.Password
+	}
+	r, err := openRedis(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -97,24 +105,27 @@ func (r *redisStore) checkCanary(s *sealer, keyFile string) error {
 // first returns some stored key and its value; ok is false when the store
 // holds none.
 func (r *redisStore) first(ctx context.Context) (key string, value []byte, ok bool, err error) {
-	var cursor uint64
-	for {
-		batch, next, err := r.client.Scan(ctx, cursor, globEscape(r.dataKey(""))+"*", 1000).Result()
+	err = r.scan(ctx, globEscape(r.dataKey(""))+"*", func(ctx context.Context, c redis.Cmdable, k string) (bool, error) {
+		v, err := c.Get(ctx, k).Bytes()
+		if errors.Is(err, redis.Nil) {
+			return true, nil // deleted meanwhile
+		}
 		if err != nil {
-			return "", nil, false, r.fail(ctx, "scan", err)
+			return false, err
 		}
-		for _, k := range batch {
-			v, err := r.client.Get(ctx, k).Bytes()
-			if errors.Is(err, redis.Nil) {
-				continue // deleted meanwhile
-			}
-			if err != nil {
-				return "", nil, false, r.fail(ctx, "scan", err)
-			}
-			return k[len(r.dataKey("")):], v, true, nil
-		}
-		if cursor = next; cursor == 0 {
-			return "", nil, false, nil
-		}
+		key, value, ok = k[len(r.dataKey("")):], v, true
+		return false, nil
+	})
+	if err != nil {
+		return "", nil, false, r.fail(ctx, "scan", err)
 	}
+	return key, value, ok, nil
+}
+
+// clusterAddrs returns the cluster's node addresses, or nil without one.
+func clusterAddrs(cfg config.Redis) []string {
+	if cfg.Cluster == nil {
+		return nil
+	}
+	return cfg.Cluster.Addrs
 }

@@ -137,13 +137,22 @@ const casAttempts = 8
 // sealed new value on inner only if inner still holds exactly the sealed
 // value it read, so the swap stays atomic. A stored value that does not
 // open is an error wrapping ErrWrongKey.
+//
+// A retry is idempotent: when the stored plaintext already equals new (an
+// earlier attempt was applied, but its answer was lost or its replicas did
+// not acknowledge it) it rewrites that value unchanged and reports a swap,
+// so that a store waiting for replicas waits for them again.
 func (ss *sealedStore) CompareAndSwap(ctx context.Context, key string, old, new []byte) (bool, error) {
 	if err := begin(ctx, key); err != nil {
 		return false, err
 	}
 	sealedNew := ss.s.seal(key, new)
 	if old == nil {
-		return ss.inner.CompareAndSwap(ctx, key, nil, sealedNew)
+		swapped, err := ss.inner.CompareAndSwap(ctx, key, nil, sealedNew)
+		if swapped || err != nil {
+			return swapped, err
+		}
+		return ss.rewriteIfHolds(ctx, key, new)
 	}
 	for range casAttempts {
 		cur, err := ss.inner.Load(ctx, key)
@@ -158,6 +167,9 @@ func (ss *sealedStore) CompareAndSwap(ctx context.Context, key string, old, new 
 			return false, err
 		}
 		if !bytes.Equal(plain, old) {
+			if bytes.Equal(plain, new) {
+				return ss.inner.CompareAndSwap(ctx, key, cur, cur)
+			}
 			return false, nil
 		}
 		swapped, err := ss.inner.CompareAndSwap(ctx, key, cur, sealedNew)
@@ -166,6 +178,22 @@ func (ss *sealedStore) CompareAndSwap(ctx context.Context, key string, old, new 
 		}
 	}
 	return false, nil // rewritten all along; the caller re-reads as after a mismatch
+}
+
+// rewriteIfHolds rewrites key's sealed value unchanged, reporting a swap,
+// when it opens to want; otherwise it reports none.
+func (ss *sealedStore) rewriteIfHolds(ctx context.Context, key string, want []byte) (bool, error) {
+	cur, err := ss.inner.Load(ctx, key)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if plain, err := ss.s.open(key, cur); err != nil || !bytes.Equal(plain, want) {
+		return false, err
+	}
+	return ss.inner.CompareAndSwap(ctx, key, cur, cur)
 }
 
 // Take implements Store. A value that was taken but does not open is gone

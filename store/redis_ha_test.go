@@ -1,0 +1,240 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sidekey/sidekey/config"
+)
+
+func TestRedisWaitForReplicas(t *testing.T) {
+	primary := startRedis(t)
+	replica := startReplica(t, primary)
+	keyFile := filepath.Join(t.TempDir(), "key")
+	writeFile(t, keyFile, testKey(1), 0o600)
+	acks := 1
+	s := openSealedRedisT(t, config.Storage{Type: "redis", KeyFile: keyFile,
+		Redis: config.Redis{Addr: primary.addr, MinReplicasAck: &acks}})
+	ctx := ctxT(t)
+	mustStore(t, s, "tokens/acme", "rt-1")
+
+	replica.pause()
+	start := time.Now()
+	swapped, err := s.CompareAndSwap(ctx, "tokens/acme", []byte("rt-1"), []byte("rt-2"))
+	took := time.Since(start)
+	if swapped || !errors.Is(err, ErrNotReplicated) || !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("CompareAndSwap with the replica paused: got %v, %v; want ErrNotReplicated (and ErrUnavailable)", swapped, err)
+	}
+	if took > defaultAckTimeout+2*time.Second {
+		t.Errorf("CompareAndSwap with the replica paused returned after %v; want about the ack timeout %v", took, defaultAckTimeout)
+	}
+	if err := s.Store(ctx, "tokens/other", []byte("x")); !errors.Is(err, ErrNotReplicated) {
+		t.Errorf("Store with the replica paused: got %v; want ErrNotReplicated", err)
+	}
+
+	// The caller retries the same swap once the replica is back: the
+	// primary already holds rt-2, and the retry reports the swap only once
+	// the replica acknowledged it.
+	replica.resume()
+	if swapped, err := s.CompareAndSwap(ctx, "tokens/acme", []byte("rt-1"), []byte("rt-2")); !swapped || err != nil {
+		t.Fatalf("retried CompareAndSwap with the replica back: got %v, %v; want true, nil", swapped, err)
+	}
+	replicaStore := openSealedRedisT(t, config.Storage{Type: "redis", KeyFile: keyFile, Redis: config.Redis{Addr: replica.addr}})
+	if got := mustLoad(t, replicaStore, "tokens/acme"); got != "rt-2" {
+		t.Errorf("the replica holds %q; want rt-2", got)
+	}
+	// A retry never overwrites what someone else stored since.
+	if swapped, err := s.CompareAndSwap(ctx, "tokens/acme", []byte("rt-1"), []byte("rt-9")); swapped || err != nil {
+		t.Errorf("CompareAndSwap from a stale value: got %v, %v; want false, nil", swapped, err)
+	}
+}
+
+func TestRedisSentinelFailover(t *testing.T) {
+	primary := startRedis(t)
+	replicas := []*redisServer{startReplica(t, primary), startReplica(t, primary)}
+	sentinels := startSentinels(t, primary, 3, len(replicas))
+	keyFile := filepath.Join(t.TempDir(), "key")
+	writeFile(t, keyFile, testKey(1), 0o600)
+	cfg := config.Storage{Type: "redis", KeyFile: keyFile, Redis: config.Redis{
+		Sentinel: &config.RedisSentinel{Master: haMaster, Addrs: addrs(sentinels)}}}
+	s := openSealedRedisT(t, cfg)
+	watcher := openSealedRedisT(t, cfg)
+	ctx := ctxT(t)
+
+	changes, err := watcher.(Watcher).Watch(ctx, "tokens/")
+	if err != nil {
+		t.Fatalf("Watch: %v", err)
+	}
+
+	// A writer rotates a counter as a token engine rotates refresh tokens:
+	// CompareAndSwap from what it stored last, retrying a failed write
+	// with the same value until it is acknowledged.
+	var (
+		mu        sync.Mutex
+		acked     int           // guarded by mu: the last value acknowledged
+		failed    int           // guarded by mu: writes that returned an error
+		maxGap    time.Duration // guarded by mu: longest time between acknowledged writes
+		lastAcked = time.Now()  // guarded by mu
+	)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	mustStore(t, s, "tokens/acme", "0")
+	go func() {
+		defer close(done)
+		for n := 1; ; {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			wctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			swapped, err := s.CompareAndSwap(wctx, "tokens/acme", []byte(strconv.Itoa(n-1)), []byte(strconv.Itoa(n)))
+			cancel()
+			mu.Lock()
+			switch {
+			case err != nil:
+				failed++
+			case !swapped:
+				failed++
+				t.Errorf("write %d: the stored value moved under the only writer", n)
+			default:
+				now := time.Now()
+				maxGap = max(maxGap, now.Sub(lastAcked))
+				acked, lastAcked = n, now
+				n++
+			}
+			mu.Unlock()
+			time.Sleep(10 * time.Millisecond) // the traffic's pace, not a wait for a condition
+		}
+	}()
+	ackedNow := func() int { mu.Lock(); defer mu.Unlock(); return acked }
+	waitForRedis(t, "writes before the failover", func(context.Context) bool { return ackedNow() >= 20 })
+
+	before := ackedNow()
+	primary.kill()
+	killed := time.Now()
+	waitForRedis(t, "writes to resume after the promotion", func(context.Context) bool { return ackedNow() >= before+20 })
+	close(stop)
+	<-done
+	if err := s.Ping(ctx); err != nil {
+		t.Errorf("Ping after the failover: %v", err)
+	}
+	mu.Lock()
+	t.Logf("sentinel failover: %d writes acknowledged, %d failed and retried; longest gap between acknowledged writes %v (primary killed %v before writes resumed)",
+		acked, failed, maxGap.Round(time.Millisecond), time.Since(killed).Round(time.Millisecond))
+	last := acked
+	mu.Unlock()
+	got, err := strconv.Atoi(mustLoad(t, s, "tokens/acme"))
+	if err != nil || got != last {
+		t.Errorf("after the failover the store holds %d (%v); want the last acknowledged write %d: an acknowledged write was lost", got, err, last)
+	}
+
+	// Change notifications follow the new primary.
+	drain(changes)
+	mustStore(t, s, "tokens/after", "x")
+	waitForRedis(t, "a change notification from the new primary", func(context.Context) bool {
+		for {
+			select {
+			case k := <-changes:
+				if k == "tokens/after" {
+					return true
+				}
+			default:
+				return false
+			}
+		}
+	})
+}
+
+// drain empties a change channel without blocking.
+func drain(c <-chan string) {
+	for {
+		select {
+		case <-c:
+		default:
+			return
+		}
+	}
+}
+
+func TestRedisCluster(t *testing.T) {
+	nodes := startCluster(t, 3)
+	keyFile := filepath.Join(t.TempDir(), "key")
+	writeFile(t, keyFile, testKey(1), 0o600)
+	noAcks := 0 // three masters without replicas
+	cfg := config.Storage{Type: "redis", KeyFile: keyFile, Redis: config.Redis{
+		Cluster: &config.RedisCluster{Addrs: addrs(nodes[:1])}, MinReplicasAck: &noAcks}}
+	a, b := openSealedRedisT(t, cfg), openSealedRedisT(t, cfg)
+	ctx := ctxT(t)
+
+	changes, err := b.(Watcher).Watch(ctx, "tenants/")
+	if err != nil {
+		t.Fatalf("Watch: %v", err)
+	}
+	// Enough keys to land on every master.
+	var keys []string
+	for i := range 12 {
+		keys = append(keys, fmt.Sprintf("tenants/t%02d/token", i))
+	}
+	for _, k := range keys {
+		if swapped, err := a.CompareAndSwap(ctx, k, nil, []byte("rt-1")); !swapped || err != nil {
+			t.Fatalf("CompareAndSwap(%q) creating: got %v, %v", k, swapped, err)
+		}
+		if swapped, err := a.CompareAndSwap(ctx, k, []byte("rt-1"), []byte("rt-2")); !swapped || err != nil {
+			t.Fatalf("CompareAndSwap(%q): got %v, %v", k, swapped, err)
+		}
+	}
+	perNode := 0
+	for _, n := range nodes {
+		if size, _ := rawRedis(t, n).DBSize(ctx).Result(); size > 0 {
+			perNode++
+		}
+	}
+	if perNode != len(nodes) {
+		t.Errorf("keys landed on %d of %d masters; the test wants them spread", perNode, len(nodes))
+	}
+	if got, err := b.List(ctx, "tenants/"); err != nil || !slices.Equal(got, keys) {
+		t.Errorf("List across the masters: got %q, %v; want %q", got, err, keys)
+	}
+	seen := map[string]bool{}
+	waitForRedis(t, "a change notification for every key", func(context.Context) bool {
+		for {
+			select {
+			case k := <-changes:
+				seen[k] = true
+			default:
+				return len(seen) >= len(keys)
+			}
+		}
+	})
+	if v, err := b.Take(ctx, keys[3]); err != nil || string(v) != "rt-2" {
+		t.Errorf("Take: got %q, %v; want rt-2", v, err)
+	}
+
+	// The lock is one across stores.
+	unlock, err := a.Lock(ctx, "locks/tenants/t01")
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	if _, err := b.Lock(short, "locks/tenants/t01"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Lock held by another store: got %v; want context.DeadlineExceeded", err)
+	}
+	unlock()
+	unlockB, err := b.Lock(ctx, "locks/tenants/t01")
+	if err != nil {
+		t.Fatalf("Lock after unlock: %v", err)
+	}
+	unlockB()
+	if err := a.Ping(ctx); err != nil {
+		t.Errorf("Ping: %v", err)
+	}
+}
