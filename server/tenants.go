@@ -16,6 +16,7 @@ import (
 	"github.com/sidekey/sidekey/config"
 	"github.com/sidekey/sidekey/providers"
 	"github.com/sidekey/sidekey/proxy"
+	"github.com/sidekey/sidekey/store"
 	"github.com/sidekey/sidekey/tokensource"
 )
 
@@ -140,7 +141,7 @@ func (s *Server) newTenant(name string, spec *providers.Tenant, rl config.RateLi
 		Prefix:   spec.Inject.Prefix,
 		Suffix:   spec.Inject.Suffix,
 		Headers:  spec.Headers,
-		Limit:    proxy.RateLimit{RPS: rl.RPS, Burst: rl.Burst, MaxWait: time.Duration(rl.MaxWait)},
+		Limit:    proxy.RateLimit{RPS: rl.RPS, Burst: rl.Burst, MaxWait: time.Duration(rl.MaxWait), Shared: store.SharedBucket(s.store, name)},
 	})
 	return t
 }

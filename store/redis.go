@@ -99,6 +99,10 @@ type redisStore struct {
 	scripts redisScripts
 	locks   *lockTable // one Redis poller per lock name per process
 
+	rate      rateScripts // shared rate limits (SharedBucket)
+	fleetOnce sync.Once   // starts the heartbeat on the first SharedBucket
+	fleet     fleet
+
 	base      context.Context // cancelled by Close: stops lease renewals, lock waits and watches
 	cancel    context.CancelFunc
 	closeOnce sync.Once
@@ -188,6 +192,7 @@ func openRedis(opts RedisOptions) (*redisStore, error) {
 		renew:   renew,
 		log:     log.With(zap.String("redis", name)),
 		scripts: newRedisScripts(),
+		rate:    newRateScripts(),
 		locks:   newLockTable(),
 		base:    base,
 		cancel:  cancel,
@@ -206,7 +211,7 @@ func openRedis(opts RedisOptions) (*redisStore, error) {
 
 // checkRedisPrefix refuses a prefix with a space or control character, or
 // with a ':'-separated segment the store uses for its namespaces ("kv",
-// "lock", "meta"): such a prefix could name another prefix's keys, as
+// "lock", "meta", "rl"): such a prefix could name another prefix's keys, as
 // "a:kv:x" would a's key "x:kv:…".
 func checkRedisPrefix(prefix string) error {
 	if strings.ContainsFunc(prefix, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
@@ -214,7 +219,7 @@ func checkRedisPrefix(prefix string) error {
 	}
 	for _, seg := range strings.Split(prefix, ":") {
 		switch seg {
-		case "kv", "lock", "meta":
+		case "kv", "lock", "meta", "rl":
 			return fmt.Errorf("store: redis prefix %q has the segment %q, which the store uses itself", prefix, seg)
 		}
 	}
