@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # check-chart.sh validates charts/sidekey and examples/kubernetes offline:
 #   1. helm lint --strict, with the default values and every ci/*-values.yaml
-#      (default, ha, existing-secret, callers, apps, tls-files, tls-acme, mtls);
+#      (default, ha, sentinel, cluster, existing-secret, callers, apps, tls-files,
+#      tls-acme, mtls);
 #   2. helm template for every scenario, then kubeconform -strict against
 #      schemas built from Kubernetes' own swagger.json (ServiceMonitor skipped:
 #      a CRD), the rendered output's promises (scripts/chartcheck), and
@@ -202,7 +203,8 @@ must_fail replicas-memory 'needs config.storage.type=redis (got "memory")' -f "$
 must_fail no-callers "refuses to start without callers"
 must_fail caller-without-key 'caller "ops" needs config.callers.ops.key_sha256' -f "$ci/default-values.yaml" --set 'config.callers.ops.tenants={eu-simple}'
 must_fail redis-without-key "needs a store key shared by every replica" -f "$ci/ha-values.yaml" --set secrets.storeKey=
-must_fail redis-without-addr "needs config.storage.redis.addr" -f "$ci/ha-values.yaml" --set config.storage.redis.addr=
+must_fail redis-without-addr "needs exactly one of config.storage.redis.addr" -f "$ci/ha-values.yaml" --set config.storage.redis.addr=
+must_fail redis-addr-and-sentinel "needs exactly one of config.storage.redis.addr" -f "$ci/sentinel-values.yaml" --set config.storage.redis.addr=redis:6379
 must_fail secret-for-unknown-tenant 'config.tenants.ghost is not configured' -f "$ci/default-values.yaml" --set secrets.tenants.ghost.client_secret=x
 # apps: secrets only for configured apps, tenants and callers name existing apps.
 must_fail secret-for-unknown-app 'app secrets are set for "ghost", but config.apps.ghost is not configured' -f "$ci/apps-values.yaml" --set secrets.apps.ghost.client_secret=x

@@ -211,10 +211,28 @@ func checkChart(c *checker, r *rendered) {
 	checkTLS(c, r)
 }
 
-// checkNetworkPolicy: only labelled client pods reach the http port.
+// checkNetworkPolicy: only labelled client pods reach the http port; an
+// egress policy, when rendered, lets DNS and HTTPS out.
 func checkNetworkPolicy(c *checker, r *rendered, selector any) {
-	nps := kind(r.docs, "NetworkPolicy")
-	c.check(len(nps) == 1, "want 1 NetworkPolicy, found %d", len(nps))
+	var nps, egress []obj
+	for _, np := range kind(r.docs, "NetworkPolicy") {
+		if slices.Contains(list(np, "spec", "policyTypes"), "Egress") {
+			egress = append(egress, np)
+		} else {
+			nps = append(nps, np)
+		}
+	}
+	c.check(len(nps) == 1, "want 1 ingress NetworkPolicy, found %d", len(nps))
+	for _, np := range egress {
+		c.check(fmt.Sprint(get(np, "spec", "podSelector", "matchLabels")) == fmt.Sprint(selector), "egress NetworkPolicy selects other pods than the Deployment's")
+		ports := map[string]bool{}
+		for i := range list(np, "spec", "egress") {
+			for j := range list(np, "spec", "egress", i, "ports") {
+				ports[fmt.Sprint(get(np, "spec", "egress", i, "ports", j, "port"))] = true
+			}
+		}
+		c.check(ports["53"] && ports["443"], "egress NetworkPolicy lets out ports %v; want DNS (53) and HTTPS (443)", ports)
+	}
 	for _, np := range nps {
 		c.check(fmt.Sprint(get(np, "spec", "podSelector", "matchLabels")) == fmt.Sprint(selector), "NetworkPolicy selects other pods than the Deployment's")
 		c.check(slices.Contains(list(np, "spec", "policyTypes"), "Ingress"), "NetworkPolicy does not restrict ingress")
@@ -236,6 +254,10 @@ func checkScaling(c *checker, r *rendered, selector any) {
 	scaled := len(hpas) > 0 || replicas != "1"
 	if scaled {
 		c.check(storage == "redis", "%s replicas (HPA: %d) with storage %q: needs redis", replicas, len(hpas), storage)
+	}
+	if scaled {
+		spread := get(r.dep, "spec", "template", "spec", "affinity", "podAntiAffinity") != nil
+		c.check(spread, "%s replicas (HPA: %d) without pod anti-affinity: one node's loss could take them all", replicas, len(hpas))
 	}
 	pdbs := kind(r.docs, "PodDisruptionBudget")
 	c.check(len(pdbs) == map[bool]int{true: 1, false: 0}[scaled], "%d PodDisruptionBudgets with scaled=%v", len(pdbs), scaled)
@@ -278,6 +300,15 @@ func checkScenario(c *checker, r *rendered, scenario string) {
 			c.check(str(r.cfg, k...) != "", "config %v is not set", k)
 		}
 		c.check(get(first(r.docs, "NetworkPolicy"), "spec", "ingress", 0, "from", 1, "namespaceSelector") != nil, "the metrics namespace is not admitted")
+	case "sentinel", "cluster":
+		c.check(storage == "redis", "storage %q, want redis", storage)
+		c.check(get(r.cfg, "storage", "redis", scenario) != nil, "config storage.redis.%s is not rendered", scenario)
+		c.check(str(r.cfg, "storage", "redis", "addr") == "", "storage.redis.addr rendered beside %s", scenario)
+		c.check(len(kind(r.docs, "NetworkPolicy")) == 2, "want the ingress and the egress NetworkPolicy")
+		if scenario == "sentinel" {
+			c.check(str(r.cfg, "storage", "redis", "sentinel", "password_file") == SecretDir+"/redis-sentinel-password",
+				"storage.redis.sentinel.password_file = %q, want the chart's Secret", str(r.cfg, "storage", "redis", "sentinel", "password_file"))
+		}
 	case "existing-secret":
 		c.check(has("Secret") == 0, "a Secret is rendered although existingSecret is set")
 		c.check(str(r.volumeAt(SecretDir), "secret", "secretName") == "sidekey-credentials", "the existing Secret is not mounted")

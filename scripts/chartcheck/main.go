@@ -42,7 +42,7 @@ func run(args []string, stdout io.Writer) error {
 		return errors.New("chartcheck: usage: chartcheck assert|extract|values-doc [flags] FILE")
 	}
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
-	scenario := fs.String("scenario", "", "ci scenario name (default, ha, existing-secret, callers, apps, tls-files, tls-acme, mtls) or sidecar")
+	scenario := fs.String("scenario", "", "ci scenario name (default, ha, sentinel, cluster, existing-secret, callers, apps, tls-files, tls-acme, mtls) or sidecar")
 	out := fs.String("out", "", "extract: output folder")
 	if err := fs.Parse(args[1:]); err != nil {
 		return fmt.Errorf("chartcheck: %w", err)

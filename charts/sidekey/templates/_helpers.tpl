@@ -120,7 +120,7 @@ apps: app
 
 {{/*
 sidekey.secretRefs: the secret files, as YAML
-  {storeKey: KEY, redisPassword: KEY, adminToken: KEY,
+  {storeKey: KEY, redisPassword: KEY, redisSentinelPassword: KEY, adminToken: KEY,
    tenants: {NAME: {FIELD: KEY}}, apps: {NAME: {FIELD: KEY}}, callerKeys: {NAME: KEY}}
 where KEY is the key in the mounted Secret (and so the file name). With
 existingSecret the keys are the user's; otherwise the chart names them and
@@ -131,7 +131,7 @@ secretData holds the values.
 {{- $sections := include "sidekey.secretSections" . | fromYaml }}
 {{- if .Values.existingSecret.name }}
 {{- $k := .Values.existingSecret.keys }}
-{{- range $f := list "storeKey" "redisPassword" "adminToken" }}
+{{- range $f := list "storeKey" "redisPassword" "redisSentinelPassword" "adminToken" }}
 {{- with index $k $f }}{{ $_ := set $refs $f . }}{{ end }}
 {{- end }}
 {{- range $section, $prefix := $sections }}
@@ -152,6 +152,7 @@ secretData holds the values.
 {{- $s := .Values.secrets }}
 {{- if $s.storeKey }}{{ $_ := set $refs "storeKey" "store-key" }}{{ end }}
 {{- if $s.redisPassword }}{{ $_ := set $refs "redisPassword" "redis-password" }}{{ end }}
+{{- if $s.redisSentinelPassword }}{{ $_ := set $refs "redisSentinelPassword" "redis-sentinel-password" }}{{ end }}
 {{- if $s.adminToken }}{{ $_ := set $refs "adminToken" "admin-token" }}{{ end }}
 {{- range $section, $prefix := $sections }}
 {{- range $block, $fields := index $s $section }}
@@ -177,6 +178,7 @@ secretData holds the values.
 {{- $data := dict }}
 {{- if $s.storeKey }}{{ $_ := set $data "store-key" $s.storeKey }}{{ end }}
 {{- if $s.redisPassword }}{{ $_ := set $data "redis-password" $s.redisPassword }}{{ end }}
+{{- if $s.redisSentinelPassword }}{{ $_ := set $data "redis-sentinel-password" $s.redisSentinelPassword }}{{ end }}
 {{- if $s.adminToken }}{{ $_ := set $data "admin-token" $s.adminToken }}{{ end }}
 {{- range $section, $prefix := include "sidekey.secretSections" . | fromYaml }}
 {{- range $block, $fields := index $s $section }}
@@ -233,6 +235,11 @@ secretData holds the values.
 {{- $redis := $storage.redis | default dict }}
 {{- $_ := set $redis "password_file" (printf "%s/%s" $dir .) }}
 {{- $_ := set $storage "redis" $redis }}
+{{- end }}
+{{- with $refs.redisSentinelPassword }}
+{{- with ($storage.redis | default dict).sentinel }}
+{{- $_ := set . "password_file" (printf "%s/%s" $dir $refs.redisSentinelPassword) }}
+{{- end }}
 {{- end }}
 {{- $_ := set $cfg "storage" $storage }}
 {{- with $refs.adminToken }}

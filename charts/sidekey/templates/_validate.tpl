@@ -15,8 +15,11 @@ misbehave in a cluster. It prints nothing.
 {{- fail (printf "\n\nsidekey: %s needs config.storage.type=redis (got %q).\nWith file or memory storage every replica keeps its own tokens and refresh lock, so a rotated refresh token used by one replica breaks the others.\nSet config.storage.type=redis and config.storage.redis.addr, or replicaCount=1 without autoscaling." $what $type) }}
 {{- end }}
 {{- if eq $type "redis" }}
-{{- if not ($cfg.storage.redis | default dict).addr }}
-{{- fail "\n\nsidekey: config.storage.type=redis needs config.storage.redis.addr (host:port of the Redis service)." }}
+{{- $redis := $cfg.storage.redis | default dict }}
+{{- $modes := 0 }}
+{{- range $m := list "addr" "sentinel" "cluster" }}{{ if index $redis $m }}{{ $modes = add1 $modes }}{{ end }}{{ end }}
+{{- if ne (int $modes) 1 }}
+{{- fail "\n\nsidekey: config.storage.type=redis needs exactly one of config.storage.redis.addr (host:port of the Redis service), config.storage.redis.sentinel {master, addrs} and config.storage.redis.cluster {addrs}." }}
 {{- end }}
 {{- if not $refs.storeKey }}
 {{- fail "\n\nsidekey: config.storage.type=redis needs a store key shared by every replica: set secrets.storeKey (or existingSecret.keys.storeKey)." }}
