@@ -15,9 +15,12 @@ import (
 // read-only — is an unavailableError.
 func (r *redisStore) fail(ctx context.Context, op string, err error) error {
 	var reply redis.Error
+	var unacked *notReplicatedError
 	switch {
 	case err == nil:
 		return nil
+	case errors.As(err, &unacked):
+		return err // already says where and what
 	case r.isClosed() || errors.Is(err, redis.ErrClosed):
 		return ErrClosed
 	case ctx.Err() != nil:

@@ -38,6 +38,12 @@ func TestRedisWaitForReplicas(t *testing.T) {
 	if err := s.Store(ctx, "tokens/other", []byte("x")); !errors.Is(err, ErrNotReplicated) {
 		t.Errorf("Store with the replica paused: got %v; want ErrNotReplicated", err)
 	}
+	if unlock, err := s.Lock(ctx, "locks/tokens/acme"); !errors.Is(err, ErrNotReplicated) {
+		if err == nil {
+			unlock()
+		}
+		t.Errorf("Lock with the replica paused: got %v; want ErrNotReplicated (a lease the replicas do not hold)", err)
+	}
 
 	// The caller retries the same swap once the replica is back: the
 	// primary already holds rt-2, and the retry reports the swap only once
@@ -46,6 +52,14 @@ func TestRedisWaitForReplicas(t *testing.T) {
 	if swapped, err := s.CompareAndSwap(ctx, "tokens/acme", []byte("rt-1"), []byte("rt-2")); !swapped || err != nil {
 		t.Fatalf("retried CompareAndSwap with the replica back: got %v, %v; want true, nil", swapped, err)
 	}
+	// The refused lease was given back: the lock is free at once.
+	short, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	unlock, err := s.Lock(short, "locks/tokens/acme")
+	if err != nil {
+		t.Fatalf("Lock with the replica back: %v", err)
+	}
+	unlock()
 	replicaStore := openSealedRedisT(t, config.Storage{Type: "redis", KeyFile: keyFile, Redis: config.Redis{Addr: replica.addr}})
 	if got := mustLoad(t, replicaStore, "tokens/acme"); got != "rt-2" {
 		t.Errorf("the replica holds %q; want rt-2", got)

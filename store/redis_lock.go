@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 )
 
@@ -69,7 +70,15 @@ func (r *redisStore) acquire(ctx context.Context, name string) (*lease, error) {
 	key, owner := r.lockKey(name), newOwner()
 	wait := lockPollMin
 	for {
-		ok, err := r.client.SetNX(ctx, key, owner, r.ttl).Result()
+		// With replicas to wait for, a lease counts once they hold it: a
+		// lease only the old primary knew would let a second replica
+		// refresh after a promotion.
+		ok := false
+		err := r.writeRedisKey(ctx, key, fmt.Sprintf("lock %q", name), func(c redis.Cmdable) (bool, error) {
+			var err error
+			ok, err = c.SetNX(ctx, key, owner, r.ttl).Result()
+			return ok, err
+		})
 		if err != nil {
 			// The SET may have been applied all the same (the caller gave
 			// up, or the reply was lost): free the lease if it is ours, so

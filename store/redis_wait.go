@@ -41,11 +41,17 @@ func (e *notReplicatedError) Unwrap() []error { return []error{ErrNotReplicated,
 // holding this very write, and returns a notReplicatedError when too few
 // acknowledge it within the store's AckTimeout.
 func (r *redisStore) write(ctx context.Context, key, op string, do func(c redis.Scripter) (changed bool, err error)) error {
+	return r.writeRedisKey(ctx, r.dataKey(key), op, func(c redis.Cmdable) (bool, error) { return do(c) })
+}
+
+// writeRedisKey is write for any Redis key the store keeps (a lock lease,
+// too).
+func (r *redisStore) writeRedisKey(ctx context.Context, redisKey, op string, do func(c redis.Cmdable) (changed bool, err error)) error {
 	if r.acks == 0 {
 		_, err := do(r.client)
 		return err
 	}
-	primary, err := r.primaryFor(ctx, r.dataKey(key))
+	primary, err := r.primaryFor(ctx, redisKey)
 	if err != nil {
 		return err
 	}
