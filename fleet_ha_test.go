@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -281,5 +282,81 @@ func TestFleetCluster(t *testing.T) {
 	// one refresh per replica would be about 36.
 	if refreshes < 5 || refreshes > 20 {
 		t.Errorf("%d refreshes fleet-wide; want about 12", refreshes)
+	}
+}
+
+// TestFleetRotationWaitsForTheReplica runs sidekey on a primary with one
+// replica and min_replicas_ack: 1, with a SCAYLE tenant of 12-second tokens
+// (refreshed at 6 s) and rotating refresh tokens, and stops the replica
+// (SIGSTOP) for 4 s across a due refresh: no token obtained while only the
+// primary could hold it is used (the refresh lease itself waits for the
+// replica, so the refresh waits), requests go on with the previous token,
+// and once the replica is back the rotation happens and its token is used —
+// no request fails and no refresh token is used twice.
+func TestFleetRotationWaitsForTheReplica(t *testing.T) {
+	if testing.Short() {
+		t.Skip("24 s of traffic; run without -short")
+	}
+	primary := startNode(t, nil)
+	host, port, _ := net.SplitHostPort(primary.addr)
+	replica := startNode(t, nil, "--replicaof", host, port)
+	waitUntil(t, "the replica in sync", func() bool {
+		return strings.Contains(redisSays(replica.addr, "INFO replication"), "master_link_status:up")
+	})
+	s := newShop(t, "wait", 12*time.Second)
+	storage := fmt.Sprintf(`{type: redis, key_file: KEYFILE, redis: {addr: "%s", min_replicas_ack: 1}}`, primary.addr)
+	var refreshesWhileStopped int64
+	run := runFleet(t, s, []string{storage}, 24*time.Second, func([]*child) {
+		// Line up with the token's life: a refresh has just happened, so the
+		// next is due 6 s later and the current token lives 12 s.
+		before := s.sim.RefreshRequests()
+		waitUntilFor(t, 10*time.Second, "a refresh", func() bool { return s.sim.RefreshRequests() > before && s.sim.LatestTokenUsed() })
+		phase := time.NewTimer(3 * time.Second) // stop the replica 3 s before the next refresh is due
+		<-phase.C
+		if err := replica.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		resumed := false
+		resume := func() {
+			if !resumed {
+				_ = replica.cmd.Process.Signal(syscall.SIGCONT)
+				resumed = true
+			}
+		}
+		defer resume()
+		stopped := s.sim.RefreshRequests()
+		until := time.Now().Add(4 * time.Second) // across the due refresh, within the token's life
+		for time.Now().Before(until) {
+			if s.sim.RefreshRequests() > stopped && s.sim.LatestTokenUsed() {
+				t.Error("a token obtained while the replica was stopped was used before the replica acknowledged it")
+				break
+			}
+			time.Sleep(10 * time.Millisecond) // polling interval over a fixed observation window
+		}
+		refreshesWhileStopped = s.sim.RefreshRequests() - stopped
+		resume()
+		waitUntilFor(t, 10*time.Second, "a rotation, and its token in use, once the replica is back", func() bool {
+			return s.sim.RefreshRequests() > stopped && s.sim.LatestTokenUsed()
+		})
+	})
+	t.Logf("replica stopped 4 s across a due refresh: %d requests, %d failed, max latency %v, %d refreshes (%d while stopped), %d refresh-token reuses",
+		run.total, run.failed, run.maxLatency.Round(time.Millisecond), s.sim.RefreshRequests(), refreshesWhileStopped, s.sim.RefreshReuse())
+	if run.failed != 0 {
+		t.Errorf("%d of %d requests failed; first: %s", run.failed, run.total, run.firstFailure)
+	}
+	if s.sim.RefreshReuse() != 0 {
+		t.Errorf("refresh tokens reused %d times; want 0", s.sim.RefreshReuse())
+	}
+}
+
+// waitUntilFor polls cond until it holds, failing the test after d.
+func waitUntilFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond) // poll interval
 	}
 }
