@@ -295,7 +295,7 @@ func TestFleetCluster(t *testing.T) {
 // no request fails and no refresh token is used twice.
 func TestFleetRotationWaitsForTheReplica(t *testing.T) {
 	if testing.Short() {
-		t.Skip("24 s of traffic; run without -short")
+		t.Skip("40 s of traffic; run without -short")
 	}
 	primary := startNode(t, nil)
 	host, port, _ := net.SplitHostPort(primary.addr)
@@ -306,7 +306,8 @@ func TestFleetRotationWaitsForTheReplica(t *testing.T) {
 	s := newShop(t, "wait", 12*time.Second)
 	storage := fmt.Sprintf(`{type: redis, key_file: KEYFILE, redis: {addr: "%s", min_replicas_ack: 1}}`, primary.addr)
 	var refreshesWhileStopped int64
-	run := runFleet(t, s, []string{storage}, 24*time.Second, func([]*child) {
+	// Traffic runs 40 s; the stop starts at 20 s and needs at most 6+3+4+4 s.
+	run := runFleet(t, s, []string{storage}, 40*time.Second, func([]*child) {
 		// Line up with the token's life: a refresh has just happened, so the
 		// next is due 6 s later and the current token lives 12 s.
 		before := s.sim.RefreshRequests()
