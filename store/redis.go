@@ -204,6 +204,9 @@ func openRedis(opts RedisOptions) (*redisStore, error) {
 		r.Close()
 		return nil, err
 	}
+	if r.acks > 0 {
+		r.warnFewReplicas(ctx)
+	}
 	r.log.Info("opened the redis store", zap.String("mode", mode), zap.String("prefix", prefix), zap.Int("db", opts.DB),
 		zap.Bool("tls", opts.TLS), zap.Int("min_replicas_ack", r.acks))
 	return r, nil

@@ -252,3 +252,18 @@ func TestRedisCluster(t *testing.T) {
 		t.Errorf("Ping: %v", err)
 	}
 }
+
+func TestRedisWarnsWhenTooFewReplicas(t *testing.T) {
+	srv := startRedis(t)
+	log, logs := observed()
+	openRedisT(t, RedisOptions{Addr: srv.addr, MinReplicasAck: 1, Logger: log})
+	if n := logs.FilterMessageSnippet("fewer replicas than min_replicas_ack").Len(); n != 1 {
+		t.Errorf("opening with min_replicas_ack 1 and no replica: %d warnings; want 1", n)
+	}
+	startReplica(t, srv)
+	log, logs = observed()
+	openRedisT(t, RedisOptions{Addr: srv.addr, MinReplicasAck: 1, Logger: log})
+	if n := logs.FilterMessageSnippet("fewer replicas").Len(); n != 0 {
+		t.Errorf("opening with min_replicas_ack 1 and a replica: %d warnings; want none", n)
+	}
+}

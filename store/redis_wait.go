@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
 )
 
 // ErrNotReplicated matches the error of a write the primary applied but
@@ -69,4 +72,27 @@ func (r *redisStore) writeRedisKey(ctx context.Context, redisKey, op string, do 
 		return &notReplicatedError{addr: r.addr, op: op, got: int(n), want: r.acks, wait: r.ackWait}
 	}
 	return nil
+}
+
+// warnFewReplicas logs a warning when the primary has fewer replicas
+// connected than the store waits for: every write fails until they
+// connect (a cluster without replicas needs min_replicas_ack 0).
+func (r *redisStore) warnFewReplicas(ctx context.Context) {
+	primary, err := r.primaryFor(ctx, r.metaKey(canaryRecord))
+	if err != nil {
+		return
+	}
+	info, err := primary.Info(ctx, "replication").Result()
+	if err != nil {
+		return
+	}
+	for line := range strings.Lines(info) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "connected_slaves:"); ok {
+			if n, err := strconv.Atoi(v); err == nil && n < r.acks {
+				r.log.Warn("the redis primary has fewer replicas than min_replicas_ack: every token write fails until enough connect",
+					zap.Int("replicas", n), zap.Int("min_replicas_ack", r.acks))
+			}
+			return
+		}
+	}
 }
