@@ -267,3 +267,33 @@ func TestRedisWarnsWhenTooFewReplicas(t *testing.T) {
 		t.Errorf("opening with min_replicas_ack 1 and a replica: %d warnings; want none", n)
 	}
 }
+
+// A store written before sentinel and cluster existed — values at
+// {prefix}:kv:{key}, the canary at {prefix}:meta:canary — opens and serves
+// unchanged.
+func TestRedisOpensAStoreOfThePreviousLayout(t *testing.T) {
+	srv := startRedis(t)
+	raw := rawRedis(t, srv)
+	ctx := ctxT(t)
+	sl, err := newSealer(testKey(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What the previous version wrote, byte for byte.
+	if err := raw.Set(ctx, "sidekey:meta:"+canaryRecord, sl.seal(canaryName, []byte(canaryValue)), 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.Set(ctx, "sidekey:kv:tokens/acme", sl.seal("tokens/acme", []byte("rt-1")), 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	s := openSealedRedisT(t, srv.storage(t, 1))
+	if got := mustLoad(t, s, "tokens/acme"); got != "rt-1" {
+		t.Errorf("Load of the previous version's value: got %q; want rt-1", got)
+	}
+	if swapped, err := s.CompareAndSwap(ctx, "tokens/acme", []byte("rt-1"), []byte("rt-2")); !swapped || err != nil {
+		t.Errorf("CompareAndSwap on the previous version's value: got %v, %v; want true, nil", swapped, err)
+	}
+	if keys, err := s.List(ctx, ""); err != nil || !slices.Equal(keys, []string{"tokens/acme"}) {
+		t.Errorf("List: got %q, %v; want [tokens/acme]", keys, err)
+	}
+}
