@@ -34,8 +34,9 @@ func startNode(t *testing.T, first []string, args ...string) *haNode {
 	}
 	addr := freeAddr(t)
 	_, port, _ := net.SplitHostPort(addr)
+	dir := t.TempDir() // a full sync to a replica writes an RDB file here
 	all := append(append(append([]string{}, first...), "--port", port, "--bind", "127.0.0.1", "--save", "",
-		"--logfile", filepath.Join(t.TempDir(), "redis.log")), args...)
+		"--dir", dir, "--logfile", filepath.Join(dir, "redis.log")), args...)
 	n := &haNode{addr: addr, cmd: exec.Command("redis-server", all...)}
 	if err := n.cmd.Start(); err != nil {
 		t.Fatal(err)

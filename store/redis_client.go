@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
@@ -105,6 +106,8 @@ func newRedisClient(opts RedisOptions, mode, addr, password string) (redis.Unive
 			DisableIdentity:          o.DisableIdentity,
 			MaintNotificationsConfig: o.MaintNotificationsConfig,
 			TLSConfig:                o.TLSConfig,
+			// A backstop to the reload after a failed command (fail).
+			ClusterStateReloadInterval: 10 * time.Second,
 		}
 		return redis.NewClusterClient(co), "cluster (" + strings.Join(opts.ClusterAddrs, ",") + ")", nil
 	}

@@ -28,6 +28,11 @@ func (r *redisStore) fail(ctx context.Context, op string, err error) error {
 	case errors.As(err, &reply) && !serverUnavailable(err):
 		return fmt.Errorf("store: redis at %s: %s: %w", r.addr, op, err)
 	}
+	if cc, ok := r.client.(*redis.ClusterClient); ok {
+		// A master may have failed over: go-redis reloads the slot map on
+		// MOVED, but not when the old master stops answering.
+		cc.ReloadState(ctx)
+	}
 	return &unavailableError{addr: r.addr, op: op, err: err}
 }
 

@@ -7,15 +7,18 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/sidekey/sidekey/config"
 )
 
 func TestRedisWaitForReplicas(t *testing.T) {
-	primary := startRedis(t)
+	primary := startPrimary(t)
 	replica := startReplica(t, primary)
 	keyFile := filepath.Join(t.TempDir(), "key")
 	writeFile(t, keyFile, testKey(1), 0o600)
@@ -71,7 +74,7 @@ func TestRedisWaitForReplicas(t *testing.T) {
 }
 
 func TestRedisSentinelFailover(t *testing.T) {
-	primary := startRedis(t)
+	primary := startPrimary(t)
 	replicas := []*redisServer{startReplica(t, primary), startReplica(t, primary)}
 	sentinels := startSentinels(t, primary, 3, len(replicas))
 	keyFile := filepath.Join(t.TempDir(), "key")
@@ -87,66 +90,19 @@ func TestRedisSentinelFailover(t *testing.T) {
 		t.Fatalf("Watch: %v", err)
 	}
 
-	// A writer rotates a counter as a token engine rotates refresh tokens:
-	// CompareAndSwap from what it stored last, retrying a failed write
-	// with the same value until it is acknowledged.
-	var (
-		mu        sync.Mutex
-		acked     int           // guarded by mu: the last value acknowledged
-		failed    int           // guarded by mu: writes that returned an error
-		maxGap    time.Duration // guarded by mu: longest time between acknowledged writes
-		lastAcked = time.Now()  // guarded by mu
-	)
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	mustStore(t, s, "tokens/acme", "0")
-	go func() {
-		defer close(done)
-		for n := 1; ; {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			wctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			swapped, err := s.CompareAndSwap(wctx, "tokens/acme", []byte(strconv.Itoa(n-1)), []byte(strconv.Itoa(n)))
-			cancel()
-			mu.Lock()
-			switch {
-			case err != nil:
-				failed++
-			case !swapped:
-				failed++
-				t.Errorf("write %d: the stored value moved under the only writer", n)
-			default:
-				now := time.Now()
-				maxGap = max(maxGap, now.Sub(lastAcked))
-				acked, lastAcked = n, now
-				n++
-			}
-			mu.Unlock()
-			time.Sleep(10 * time.Millisecond) // the traffic's pace, not a wait for a condition
-		}
-	}()
-	ackedNow := func() int { mu.Lock(); defer mu.Unlock(); return acked }
-	waitForRedis(t, "writes before the failover", func(context.Context) bool { return ackedNow() >= 20 })
-
-	before := ackedNow()
+	w := startRotator(t, s, "tokens/acme")
+	waitForRedis(t, "writes before the failover", func(context.Context) bool { return w.acked() >= 20 })
+	before := w.acked()
 	primary.kill()
 	killed := time.Now()
-	waitForRedis(t, "writes to resume after the promotion", func(context.Context) bool { return ackedNow() >= before+20 })
-	close(stop)
-	<-done
+	waitForRedis(t, "writes to resume after the promotion", func(context.Context) bool { return w.acked() >= before+20 })
+	last, failed, maxGap := w.stop()
 	if err := s.Ping(ctx); err != nil {
 		t.Errorf("Ping after the failover: %v", err)
 	}
-	mu.Lock()
 	t.Logf("sentinel failover: %d writes acknowledged, %d failed and retried; longest gap between acknowledged writes %v (primary killed %v before writes resumed)",
-		acked, failed, maxGap.Round(time.Millisecond), time.Since(killed).Round(time.Millisecond))
-	last := acked
-	mu.Unlock()
-	got, err := strconv.Atoi(mustLoad(t, s, "tokens/acme"))
-	if err != nil || got != last {
+		last, failed, maxGap.Round(time.Millisecond), time.Since(killed).Round(time.Millisecond))
+	if got, err := strconv.Atoi(mustLoad(t, s, "tokens/acme")); err != nil || got != last {
 		t.Errorf("after the failover the store holds %d (%v); want the last acknowledged write %d: an acknowledged write was lost", got, err, last)
 	}
 
@@ -254,7 +210,7 @@ func TestRedisCluster(t *testing.T) {
 }
 
 func TestRedisWarnsWhenTooFewReplicas(t *testing.T) {
-	srv := startRedis(t)
+	srv := startPrimary(t)
 	log, logs := observed()
 	openRedisT(t, RedisOptions{Addr: srv.addr, MinReplicasAck: 1, Logger: log})
 	if n := logs.FilterMessageSnippet("fewer replicas than min_replicas_ack").Len(); n != 1 {
@@ -295,5 +251,111 @@ func TestRedisOpensAStoreOfThePreviousLayout(t *testing.T) {
 	}
 	if keys, err := s.List(ctx, ""); err != nil || !slices.Equal(keys, []string{"tokens/acme"}) {
 		t.Errorf("List: got %q, %v; want [tokens/acme]", keys, err)
+	}
+}
+
+// rotator rotates a counter under one key as a token engine rotates
+// refresh tokens: CompareAndSwap from what it stored last, retrying a
+// failed write with the same value until it is acknowledged.
+type rotator struct {
+	mu        sync.Mutex
+	last      int           // guarded by mu: the last value acknowledged
+	failed    int           // guarded by mu: writes that returned an error
+	maxGap    time.Duration // guarded by mu: longest time between acknowledged writes
+	lastAcked time.Time     // guarded by mu
+	halt      chan struct{}
+	done      chan struct{}
+}
+
+// startRotator stores 0 under key and starts rotating it every 10 ms.
+func startRotator(t *testing.T, s Store, key string) *rotator {
+	t.Helper()
+	mustStore(t, s, key, "0")
+	w := &rotator{lastAcked: time.Now(), halt: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		for n := 1; ; {
+			select {
+			case <-w.halt:
+				return
+			default:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			swapped, err := s.CompareAndSwap(ctx, key, []byte(strconv.Itoa(n-1)), []byte(strconv.Itoa(n)))
+			cancel()
+			w.mu.Lock()
+			switch {
+			case err != nil:
+				w.failed++
+			case !swapped:
+				w.failed++
+				t.Errorf("write %d: the stored value moved under the only writer", n)
+			default:
+				now := time.Now()
+				w.maxGap = max(w.maxGap, now.Sub(w.lastAcked))
+				w.last, w.lastAcked = n, now
+				n++
+			}
+			w.mu.Unlock()
+			time.Sleep(10 * time.Millisecond) // the traffic's pace, not a wait for a condition
+		}
+	}()
+	return w
+}
+
+// acked returns the last value acknowledged.
+func (w *rotator) acked() int { w.mu.Lock(); defer w.mu.Unlock(); return w.last }
+
+// stop ends the rotation and returns the last acknowledged value, the
+// failed writes and the longest gap between acknowledged writes.
+func (w *rotator) stop() (last, failed int, maxGap time.Duration) {
+	close(w.halt)
+	<-w.done
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.last, w.failed, w.maxGap
+}
+
+func TestRedisClusterFailover(t *testing.T) {
+	nodes := startClusterReplicas(t, 3, 1)
+	keyFile := filepath.Join(t.TempDir(), "key")
+	writeFile(t, keyFile, testKey(1), 0o600)
+	noAcks := 0 // a promoted master has no replica left to acknowledge
+	s := openSealedRedisT(t, config.Storage{Type: "redis", KeyFile: keyFile, Redis: config.Redis{
+		Cluster: &config.RedisCluster{Addrs: addrs(nodes)}, MinReplicasAck: &noAcks}})
+	ctx := ctxT(t)
+
+	// The master holding the key, found the way the store finds it.
+	probe := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs(nodes), DisableIdentity: true})
+	t.Cleanup(func() { probe.Close() })
+	master, err := probe.MasterForKey(ctx, "sidekey:kv:tokens/acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var victim *redisServer
+	for _, n := range nodes {
+		if n.addr == master.Options().Addr {
+			victim = n
+		}
+	}
+	if victim == nil {
+		t.Fatalf("no node at %s", master.Options().Addr)
+	}
+	waitForRedis(t, "the master's replica in sync", func(ctx context.Context) bool {
+		info, err := rawRedis(t, victim).Info(ctx, "replication").Result()
+		return err == nil && strings.Contains(info, "connected_slaves:1") && strings.Contains(info, ",state=online,")
+	})
+
+	w := startRotator(t, s, "tokens/acme")
+	waitForRedis(t, "writes before the failover", func(context.Context) bool { return w.acked() >= 20 })
+	before := w.acked()
+	victim.kill()
+	killed := time.Now()
+	waitForRedis(t, "writes to resume after the replica took over", func(context.Context) bool { return w.acked() >= before+20 })
+	last, failed, maxGap := w.stop()
+	t.Logf("cluster failover: %d writes acknowledged, %d failed and retried; longest gap between acknowledged writes %v (master killed %v before writes resumed)",
+		last, failed, maxGap.Round(time.Millisecond), time.Since(killed).Round(time.Millisecond))
+	if got, err := strconv.Atoi(mustLoad(t, s, "tokens/acme")); err != nil || got != last {
+		t.Errorf("after the failover the store holds %d (%v); want the last acknowledged write %d", got, err, last)
 	}
 }

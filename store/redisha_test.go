@@ -46,11 +46,19 @@ func launchRedisArgs(t *testing.T, first []string, args ...string) *redisServer 
 	return nil
 }
 
-// startReplica starts a replica of primary.
+// startPrimary starts a server that replicas may sync from: its own
+// directory, since a full sync writes an RDB file there.
+func startPrimary(t *testing.T) *redisServer {
+	t.Helper()
+	return startRedis(t, "--dir", t.TempDir())
+}
+
+// startReplica starts a replica of primary (which startPrimary started),
+// in its own directory.
 func startReplica(t *testing.T, primary *redisServer) *redisServer {
 	t.Helper()
 	host, port, _ := net.SplitHostPort(primary.addr)
-	s := startRedis(t, "--replicaof", host, port)
+	s := startRedis(t, "--replicaof", host, port, "--dir", t.TempDir())
 	c := rawRedis(t, s)
 	waitForRedis(t, "the replica to sync with its primary", func(ctx context.Context) bool {
 		info, err := c.Info(ctx, "replication").Result()
@@ -78,7 +86,7 @@ func startSentinels(t *testing.T, primary *redisServer, n, replicas int) []*redi
 		if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, launchRedisArgs(t, []string{conf, "--sentinel"}))
+		out = append(out, launchRedisArgs(t, []string{conf, "--sentinel"}, "--dir", t.TempDir()))
 	}
 	for _, s := range out {
 		c := rawRedis(t, s)
@@ -120,13 +128,20 @@ func addrs(servers []*redisServer) []string {
 // waits until every node reports cluster_state:ok.
 func startCluster(t *testing.T, n int) []*redisServer {
 	t.Helper()
+	return startClusterReplicas(t, n, 0)
+}
+
+// startClusterReplicas is startCluster with replicas replicas per master:
+// the first n nodes returned are the masters.
+func startClusterReplicas(t *testing.T, n, replicas int) []*redisServer {
+	t.Helper()
 	var nodes []*redisServer
-	for range n {
-		nodes = append(nodes, startRedis(t, "--cluster-enabled", "yes", "--cluster-port", freePort(t),
+	for range n * (1 + replicas) {
+		nodes = append(nodes, startRedis(t, "--dir", t.TempDir(), "--cluster-enabled", "yes", "--cluster-port", freePort(t),
 			"--cluster-config-file", filepath.Join(t.TempDir(), "nodes.conf"), "--cluster-node-timeout", "2000"))
 	}
 	args := append([]string{"--cluster", "create"}, addrs(nodes)...)
-	out, err := exec.Command("redis-cli", append(args, "--cluster-yes")...).CombinedOutput()
+	out, err := exec.Command("redis-cli", append(args, "--cluster-replicas", fmt.Sprint(replicas), "--cluster-yes")...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
 	}
