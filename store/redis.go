@@ -89,10 +89,10 @@ type RedisOptions struct {
 // own it stores values as given.
 type redisStore struct {
 	client  redis.UniversalClient
-	addr    string // for messages: the address, or the sentinel or cluster
-	acks    int    // replicas that must acknowledge a write (WAIT); 0: none
-	ackWait time.Duration
-	prefix  string // Prefix + ":"
+	addr    string        // for messages: the address, or the sentinel or cluster
+	acks    int           // replicas that must acknowledge a write (WAIT); 0: none
+	ackWait time.Duration // how long WAIT waits for them
+	prefix  string        // Prefix + ":"
 	ttl     time.Duration
 	renew   time.Duration // <= 0: never
 	log     *zap.Logger
