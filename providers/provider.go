@@ -95,7 +95,8 @@ func (i Injection) Value(token string) string {
 // Options configure Build. The zero value is ready to use.
 type Options struct {
 	// HTTPClient sends token requests. Nil: a client with a 30 s overall
-	// timeout that does not follow redirects.
+	// timeout. Either way Build uses it through RefuseRedirects: a request
+	// carrying a credential never follows a redirect.
 	HTTPClient *http.Client
 	// Logger receives debug lines about token requests (never a secret or
 	// a token). Nil: zap.NewNop().
@@ -186,10 +187,7 @@ func Build(name string, t *config.Tenant, opts Options) (*Tenant, error) {
 		log = zap.NewNop()
 	}
 	log = log.Named("providers").With(zap.String("tenant", name), zap.String("provider", r.p.name))
-	client := opts.HTTPClient
-	if client == nil {
-		client = defaultHTTPClient()
-	}
+	client := RefuseRedirects(opts.HTTPClient)
 	out := &Tenant{
 		Name:                 name,
 		Provider:             r.p.name,
@@ -237,19 +235,14 @@ func cleartext(u *url.URL) bool {
 	return ip == nil || !ip.IsLoopback()
 }
 
-// defaultHTTPClient is used for token requests when Options.HTTPClient is
-// nil. Token endpoints do not redirect; following one would resend the
-// credentials, so a 3xx is reported as a failed request instead.
+// defaultHTTPClient is the client for token requests when
+// Options.HTTPClient is nil: a 20 s wait for the answer's headers and 30 s
+// overall. It follows redirects like any http.Client; RefuseRedirects,
+// which Build always applies, is what refuses them.
 func defaultHTTPClient() *http.Client {
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.ResponseHeaderTimeout = 20 * time.Second
-	return &http.Client{
-		Transport: transport,
-		Timeout:   30 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		},
-	}
+	return &http.Client{Transport: transport, Timeout: 30 * time.Second}
 }
 
 // timeNow is the clock; tests may swap it.

@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sidekey/sidekey/config"
+	"github.com/sidekey/sidekey/providers"
 	"github.com/sidekey/sidekey/proxy"
 	"github.com/sidekey/sidekey/store"
 )
@@ -96,7 +97,8 @@ func New(opts Options) (*Server, error) {
 		IdleConnTimeout:       time.Duration(cfg.Upstream.IdleConnTimeout),
 		MaxIdleConnsPerHost:   cfg.Upstream.MaxIdleConnsPerHost,
 	})
-	s.client = &http.Client{Transport: transport, Timeout: time.Duration(cfg.Engine.FetchTimeout)}
+	// Token, revocation and logout requests carry credentials: never follow a redirect.
+	s.client = providers.RefuseRedirects(&http.Client{Transport: transport, Timeout: time.Duration(cfg.Engine.FetchTimeout)})
 	if s.store == nil {
 		var err error
 		if s.store, err = store.Open(cfg.Storage, log); err != nil {
