@@ -41,7 +41,10 @@ func credentialOps(t *testing.T, base string) map[string]func() error {
 		return func() error { _, err := tenant.Source.Token(); return err }
 	}
 	exchange := func(tenant *Tenant) func() error {
-		return func() error { _, err := tenant.AuthCode.Exchange(ctx, "code-must-not-leak", newConsent("s")); return err }
+		return func() error {
+			_, err := tenant.AuthCode.Exchange(ctx, "code-must-not-leak", newConsent("s"))
+			return err
+		}
 	}
 	refresh := func(tenant *Tenant) func() error {
 		return func() error { _, err := tenant.AuthCode.Refresh(ctx, "refresh-must-not-leak"); return err }
@@ -57,7 +60,7 @@ func credentialOps(t *testing.T, base string) map[string]func() error {
 		t.Fatal(err)
 	}
 	return map[string]func() error{
-		"simplestore fetch": fetch(build("ss", &config.Tenant{Provider: "simplestore"})),
+		"simplestore fetch":            fetch(build("ss", &config.Tenant{Provider: "simplestore"})),
 		"oauth2 fetch, secret in body": fetch(build("cc-body", &config.Tenant{Provider: "oauth2", ClientAuth: "body"})),
 		"oauth2 fetch, Basic":          fetch(build("cc-basic", &config.Tenant{Provider: "oauth2", ClientAuth: "header"})),
 		"oauth2 refresh_token grant": fetch(build("rt", &config.Tenant{Provider: "oauth2", Grant: "refresh_token",
