@@ -51,11 +51,17 @@ func tenantsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			enc.SetIndent("", "  ")
 			return enc.Encode(v)
 		case "delete":
-			var out struct{ Revoked bool }
+			var out struct {
+				Revoked    bool
+				NotRevoked string `json:"not_revoked"`
+			}
 			if err := c.do(ctx, http.MethodDelete, "/_sidekey/admin/connections/"+tenant, &out); err != nil {
 				return err
 			}
 			fmt.Fprintf(stdout, "%s deleted (revoked at the platform: %v)\n", tenant, out.Revoked)
+			if out.NotRevoked != "" {
+				fmt.Fprintf(stdout, "Not revoked at the platform: %s\n", out.NotRevoked)
+			}
 			return nil
 		}
 		tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)

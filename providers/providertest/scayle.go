@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -54,8 +55,10 @@ const scayleConsentMax = 15 * time.Minute
 // Token management (Bearer access token): GET|POST
 // /v1/oauth/token/validate → 200 or 401; GET /v1/oauth/tokens → the
 // client's live sessions [{id, ip, user_agent, created_at, updated_at,
-// expires_at}]; DELETE /v1/oauth/tokens/{id} → 204, revoking that access
-// token and its refresh token (the API answers 401 to it from then on).
+// expires_at}]; DELETE /v1/oauth/tokens/{id} → 204, revoking that one
+// access token only (its refresh token lives on, as documented); POST
+// /v1/auth/logout (X-Shop-Id with the shop id, else 400) → 204, revoking
+// the presented access token and the refresh token issued with it.
 //
 // Checkout API below /api (X-Shop-Id with the shop id, else 400; then
 // Authorization: Bearer):
@@ -65,6 +68,7 @@ type SCAYLE struct {
 	*core
 	shopID, shopSecret, idpKey string
 	refreshLifetime            time.Duration
+	logouts                    atomic.Int64
 }
 
 // NewSCAYLE starts a SCAYLE simulator on 127.0.0.1. Call Close when done.
@@ -88,6 +92,7 @@ func NewSCAYLE(opts SCAYLEOptions) *SCAYLE {
 	mux.HandleFunc("POST /v1/oauth/token/validate", s.serveValidate)
 	mux.HandleFunc("GET /v1/oauth/tokens", s.serveList)
 	mux.HandleFunc("DELETE /v1/oauth/tokens/{id}", s.serveRevoke)
+	mux.HandleFunc("POST /v1/auth/logout", s.serveLogout)
 	f := flavor{base: "/api", routes: s.routes, fail: scayleAPIError, precheck: s.checkShop}
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) { s.serveAPI(w, r, f) })
 	s.start(mux)

@@ -57,8 +57,8 @@ func (s *SCAYLE) serveList(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, list)
 }
 
-// serveRevoke revokes the access token with jti {id} and its refresh
-// token.
+// serveRevoke revokes the access token with jti {id}, and nothing else:
+// its refresh token stays valid.
 func (s *SCAYLE) serveRevoke(w http.ResponseWriter, r *http.Request) {
 	me, ok := s.bearer(w, r)
 	if !ok {
@@ -70,7 +70,6 @@ func (s *SCAYLE) serveRevoke(w http.ResponseWriter, r *http.Request) {
 	for tok, t := range s.tokens {
 		if t.id == id && t.clientID == me.clientID {
 			delete(s.tokens, tok)
-			delete(s.refreshTokens, t.refresh)
 			found = true
 		}
 	}
@@ -81,6 +80,48 @@ func (s *SCAYLE) serveRevoke(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
+
+// serveLogout revokes the presented access token and the refresh token
+// issued with it.
+func (s *SCAYLE) serveLogout(w http.ResponseWriter, r *http.Request) {
+	if !s.checkShop(w, r) {
+		return
+	}
+	me, ok := s.bearer(w, r)
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	for tok, t := range s.tokens {
+		if t.id == me.id {
+			delete(s.tokens, tok)
+		}
+	}
+	if me.refresh != "" {
+		delete(s.refreshTokens, me.refresh)
+	}
+	s.mu.Unlock()
+	s.logouts.Add(1)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// LiveRefreshTokens counts the refresh tokens a refresh grant would accept
+// now.
+func (s *SCAYLE) LiveRefreshTokens() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	now := time.Now()
+	for _, g := range s.refreshTokens {
+		if !g.dead && (g.expiry.IsZero() || now.Before(g.expiry)) {
+			n++
+		}
+	}
+	return n
+}
+
+// Logouts counts successful POST /v1/auth/logout requests.
+func (s *SCAYLE) Logouts() int64 { return s.logouts.Load() }
 
 // checkShop demands X-Shop-Id with the shop id on Checkout API requests.
 func (s *SCAYLE) checkShop(w http.ResponseWriter, r *http.Request) bool {
