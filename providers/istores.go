@@ -84,6 +84,10 @@ func (p *istores) CallbackState(q url.Values) (string, error) {
 	return q.Get("state"), nil
 }
 
+// CallbackMayOmitState is true: Istores documents no state parameter, so
+// its callback may come back without one (see CallbackMayOmitState).
+func (p *istores) CallbackMayOmitState() bool { return true }
+
 // Exchange trades code for an access token (no refresh token).
 func (p *istores) Exchange(ctx context.Context, code string, c Consent) (*oauth2.Token, error) {
 	if code == "" {
