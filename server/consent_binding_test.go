@@ -88,8 +88,8 @@ func TestStatelessCallbackBoundToTheBrowser(t *testing.T) {
 
 	forged := map[string]string{"Cookie": "sidekey_consent=" + strings.Repeat("A", 43)}
 	for name, send := range map[string]func() int{
-		"no cookie":             func() int { return get(t, planted).status },
-		"a forged cookie":       func() int { return do(t, "GET", planted, nil, forged).status },
+		"no cookie":       func() int { return get(t, planted).status },
+		"a forged cookie": func() int { return do(t, "GET", planted, nil, forged).status },
 		"another browser's one": func() int {
 			return do(t, "GET", planted, nil, map[string]string{"Cookie": otherCookies[0].String()}).status
 		},
