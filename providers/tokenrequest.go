@@ -118,7 +118,7 @@ func (e *tokenEndpoint) request(ctx context.Context, params url.Values, creds cr
 	if err != nil {
 		te := err.(*TokenError)
 		te.RetryAfter = retryAfter(resp.Header)
-		return nil, e.fail(te, start, secrets)
+		return nil, e.fail(te, start, append(secrets, issuedSecrets(resp.Header.Get("Content-Type"), body)...))
 	}
 	tok := &oauth2.Token{
 		AccessToken:  tr.AccessToken,
@@ -183,6 +183,13 @@ func withStatedRefreshExpiry(tok *oauth2.Token, start time.Time) *oauth2.Token {
 		return tok.WithExtra(extra)
 	}
 	return tok
+}
+
+// issuedSecrets returns the tokens an unusable answer may still carry
+// (access_token, refresh_token), so that its error text cannot quote them.
+func issuedSecrets(contentType string, body []byte) []string {
+	fields, _, _ := decodeFields(contentType, body)
+	return []string{fields.str("access_token"), fields.str("refresh_token")}
 }
 
 // encodeParams encodes params as a form or as a JSON object whose members
