@@ -42,7 +42,7 @@ func SecretEncodings(id, value string) map[string]string {
 // the last path segment of the token URL: {URL}/token/{encoding}; the raw
 // Authorization header is echoed for "authorization".
 type EchoingTokenEndpoint struct {
-	server *httptest.Server
+	server       *httptest.Server
 	mu           sync.Mutex // guards descriptions and echoed
 	descriptions []string
 	echoed       int
