@@ -164,6 +164,9 @@ func checkCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	for _, w := range cfg.Warnings {
+		fmt.Fprintln(stderr, "warning: "+w.String())
+	}
 	fmt.Fprintf(stdout, "%s: ok (%d tenants, %d apps)\n", path, len(cfg.Tenants), len(cfg.Apps))
 	return nil
 }

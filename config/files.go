@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"maps"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 )
@@ -15,6 +16,10 @@ import (
 // fileReader reads the *_file secrets of a configuration.
 type fileReader struct {
 	readFile func(string) ([]byte, error)
+	// stat reads a secret file's mode; nil: modes are not checked (the
+	// files do not come from the file system).
+	stat     func(string) (fs.FileInfo, error)
+	warnings *[]Warning
 	dir      string          // relative paths are resolved against it
 	skip     map[string]bool // keys that already have a problem: not read
 	problems *Problems
@@ -81,6 +86,35 @@ func (r *fileReader) secret(prefix, name string, s *Secret, path *string) {
 	}
 	if v, ok := r.read(joinKey(prefix, name+"_file"), path); ok {
 		*s = Secret(v)
+		r.checkMode(joinKey(prefix, name+"_file"), *path)
+	}
+}
+
+// Warning is something Parse found suspicious but not wrong.
+type Warning struct {
+	Key  string      // the setting, e.g. "tenants.acme.client_secret_file"
+	Path string      // the file it names
+	Mode fs.FileMode // the file's permission bits
+}
+
+// String says what is wrong and how to fix it.
+func (w Warning) String() string {
+	return w.Key + ": secret file " + w.Path + " (mode " + w.Mode.String() +
+		") is readable by group or others; restrict it to the owner (chmod 600)"
+}
+
+// checkMode records a Warning when the secret file at path (already
+// resolved) may be read by group or others.
+func (r *fileReader) checkMode(key, path string) {
+	if r.stat == nil || path == "" || runtime.GOOS == "windows" {
+		return
+	}
+	info, err := r.stat(path)
+	if err != nil {
+		return // reading it reports the problem, or the server will
+	}
+	if perm := info.Mode().Perm(); perm&0o044 != 0 {
+		*r.warnings = append(*r.warnings, Warning{Key: key, Path: path, Mode: perm})
 	}
 }
 
@@ -90,9 +124,11 @@ func (r *fileReader) secret(prefix, name string, s *Secret, path *string) {
 // files) against the config file's directory.
 func (r *fileReader) readAll(c *Config) {
 	c.AdminTokenFile = r.resolve(c.AdminTokenFile)
+	r.checkMode("admin_token_file", c.AdminTokenFile)
 	c.Storage.KeyFile = r.resolve(c.Storage.KeyFile)
 	c.TLS.CertFile = r.resolve(c.TLS.CertFile)
 	c.TLS.KeyFile = r.resolve(c.TLS.KeyFile)
+	r.checkMode("tls.key_file", c.TLS.KeyFile)
 	c.TLS.CARootFile = r.resolve(c.TLS.CARootFile)
 	r.certificates("tls.client_ca_file", &c.TLS.ClientCAFile)
 	r.secret("storage.redis", "password", &c.Storage.Redis.Password, &c.Storage.Redis.PasswordFile)
@@ -126,6 +162,7 @@ func (r *fileReader) readAll(c *Config) {
 			continue
 		}
 		if key, ok := r.read(prefix+".key_file", &cl.KeyFile); ok {
+			r.checkMode(prefix+".key_file", cl.KeyFile)
 			sum := sha256.Sum256([]byte(key))
 			cl.KeySHA256 = hex.EncodeToString(sum[:])
 		}

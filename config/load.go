@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -16,7 +17,8 @@ import (
 type ParseOptions struct {
 	// Getenv looks up ${VAR} references. Nil: os.LookupEnv.
 	Getenv func(string) (string, bool)
-	// ReadFile reads *_file secrets. Nil: os.ReadFile.
+	// ReadFile reads *_file secrets. Nil: os.ReadFile, and a secret file
+	// that group or others may read becomes a Config.Warnings entry.
 	ReadFile func(string) ([]byte, error)
 	// Dir is the config file's directory: relative *_file paths resolve
 	// against it. Empty: the working directory.
@@ -47,8 +49,9 @@ func Parse(data []byte, opts ParseOptions) (*Config, error) {
 	if opts.Getenv == nil {
 		opts.Getenv = os.LookupEnv
 	}
+	var stat func(string) (fs.FileInfo, error)
 	if opts.ReadFile == nil {
-		opts.ReadFile = os.ReadFile
+		opts.ReadFile, stat = os.ReadFile, os.Stat
 	}
 	root, err := parseYAML(data)
 	if err != nil {
@@ -72,8 +75,10 @@ func Parse(data []byte, opts ParseOptions) (*Config, error) {
 	for _, p := range problems {
 		skip[p.Key] = true
 	}
-	r := fileReader{readFile: opts.ReadFile, dir: opts.Dir, skip: skip, problems: &problems}
+	var warnings []Warning
+	r := fileReader{readFile: opts.ReadFile, stat: stat, warnings: &warnings, dir: opts.Dir, skip: skip, problems: &problems}
 	r.readAll(c)
+	c.Warnings = warnings
 	if err := problems.err(); err != nil {
 		return nil, err
 	}

@@ -53,6 +53,9 @@ type Config struct {
 	// ([a-z0-9][a-z0-9._-]*). The name is the first path segment of a
 	// proxied request.
 	Tenants map[string]*Tenant `yaml:"tenants"`
+	// Warnings are what Parse found suspicious but not wrong (a secret file
+	// others may read); the caller logs them. Never read from YAML.
+	Warnings []Warning `yaml:"-"`
 }
 
 // TLS configures HTTPS on the listener.

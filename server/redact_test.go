@@ -3,6 +3,8 @@ package server_test
 import (
 	"fmt"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -60,5 +62,39 @@ func TestEchoedSecretsNeverLeak(t *testing.T) {
 			f.AddTo(enc)
 		}
 		check("log line "+entry.Message, entry.Message+" "+fmt.Sprint(enc.Fields))
+	}
+}
+
+// TestReadableSecretFileWarnsAtStart: a secret file others may read is
+// logged at start, naming the key, the file and its mode.
+func TestReadableSecretFileWarnsAtStart(t *testing.T) {
+	dir := t.TempDir()
+	secretFile := filepath.Join(dir, "client-secret")
+	if err := os.WriteFile(secretFile, []byte(clientSecret), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(secretFile, 0o644); err != nil { // whatever the umask
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "sidekey.yaml")
+	src := "tenants:\n  t: {provider: simplestore, client_id: x, client_secret_file: client-secret, token_url: https://auth.example.com/token}\n"
+	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	core, logs := observer.New(zapcore.WarnLevel)
+	start(t, cfg, zap.New(core))
+	found := logs.FilterMessageSnippet(secretFile).FilterField(zap.String("key", "tenants.t.client_secret_file")).
+		FilterField(zap.String("file", secretFile)).FilterField(zap.String("mode", "-rw-r--r--"))
+	if found.Len() != 1 {
+		t.Errorf("warnings %v; want one naming the key, the file and its mode", logs.All())
+	}
+	for _, entry := range logs.All() {
+		if strings.Contains(entry.Message, clientSecret) {
+			t.Errorf("log line %q carries the secret", entry.Message)
+		}
 	}
 }

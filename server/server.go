@@ -90,6 +90,10 @@ func New(opts Options) (*Server, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	for _, w := range cfg.Warnings {
+		log.Warn("SECRET FILE READABLE BY OTHERS: "+w.String(),
+			zap.String("key", w.Key), zap.String("file", w.Path), zap.String("mode", w.Mode.String()))
+	}
 	transport := proxy.NewTransport(proxy.TransportOptions{
 		DialTimeout:           time.Duration(cfg.Upstream.DialTimeout),
 		TLSHandshakeTimeout:   time.Duration(cfg.Upstream.TLSHandshakeTimeout),

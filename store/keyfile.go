@@ -72,7 +72,8 @@ func readKeyFile(path string, log *zap.Logger) ([]byte, error) {
 		return nil, fmt.Errorf("store: key file %s is not a regular file", path)
 	}
 	if perm := info.Mode().Perm(); perm&0o044 != 0 && runtime.GOOS != "windows" {
-		log.Warn("the store key file is readable by group or others; restrict it to the owner (chmod 600)",
+		log.Warn("STORE KEY FILE READABLE BY OTHERS: the store key file "+path+" (mode "+perm.String()+
+			") is readable by group or others; restrict it to the owner (chmod 600)",
 			zap.String("path", path), zap.String("mode", perm.String()))
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxKeyFileSize+1))

@@ -181,7 +181,8 @@ func TestLoadOrCreateKeyWarnsWhenOthersCanRead(t *testing.T) {
 		if _, _, err := LoadOrCreateKey(path, log); err != nil {
 			t.Fatal(err)
 		}
-		warned := logs.FilterMessageSnippet("readable by group or others").FilterField(zap.String("path", path)).Len() == 1
+		warned := logs.FilterMessageSnippet("readable by group or others").FilterMessageSnippet(path).
+			FilterField(zap.String("path", path)).FilterField(zap.String("mode", tt.mode.String())).Len() == 1
 		if warned != tt.warn {
 			t.Errorf("mode %v: warned %v; want %v", tt.mode, warned, tt.warn)
 		}
