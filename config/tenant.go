@@ -170,6 +170,7 @@ func validateTenant(ps *Problems, name string, t *Tenant) {
 		}
 	}
 	validateInjection(ps, key, t)
+	validateSessions(ps, key, t.Sessions)
 }
 
 // validateInjection checks the token header, its format and static headers,

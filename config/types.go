@@ -251,6 +251,10 @@ type Tenant struct {
 	// (SCAYLE). Counted from the consent; a rotated refresh token keeps the
 	// expiry. Zero: unknown, unless the platform states it.
 	RefreshTokenLifetime Duration `yaml:"refresh_token_lifetime"`
+
+	// Sessions makes the tenant hold one token per customer login instead
+	// of one per tenant (config/sessions.go). Nil: no sessions.
+	Sessions *Sessions `yaml:"sessions"`
 }
 
 // RateLimit is a token bucket for one tenant's outbound requests.

@@ -73,6 +73,7 @@ type stateKey struct{}
 type requestState struct {
 	statusWriter
 	route      *Route
+	tokens     TokenSource   // where this request's token comes from (a session's, or the route's)
 	out        url.URL       // the upstream URL
 	tok        *oauth2.Token // the token injected into the current attempt
 	replay     bool          // the body can be sent again
@@ -166,7 +167,11 @@ func (p *Proxy) serve(st *requestState, r *http.Request) {
 		p.rateLimited(w, r, rt.name, err)
 		return
 	}
-	if st.tok, err = rt.tokens.TokenContext(r.Context()); err != nil {
+	if st.tokens, err = rt.tokensFor(r); err != nil {
+		p.tokenError(w, r, rt.name, err)
+		return
+	}
+	if st.tok, err = st.tokens.TokenContext(r.Context()); err != nil {
 		p.tokenError(w, r, rt.name, err)
 		return
 	}
@@ -192,6 +197,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	h := pr.Out.Header
 	h.Del("Authorization")
 	h.Del("Proxy-Authorization")
+	h.Del(SessionHeader)
 	if p.opts.CallerKeyHeader != "" {
 		h.Del(p.opts.CallerKeyHeader)
 	}
@@ -215,6 +221,9 @@ func (p *Proxy) rateLimited(w http.ResponseWriter, r *http.Request, tenant strin
 func (p *Proxy) tokenError(w http.ResponseWriter, r *http.Request, tenant string, err error) {
 	if r.Context().Err() != nil {
 		w.WriteHeader(statusClientClosed) // the caller went away; nobody reads this
+		return
+	}
+	if writeSessionError(w, tenant, err) {
 		return
 	}
 	status, code, msg, retry := p.opts.TokenUnavailable(tenant, err)

@@ -43,6 +43,10 @@ type flow struct {
 	// browser that started the flow, for platforms whose callback may lack
 	// state; the cookie's value itself is never stored.
 	Binding string `json:"binding,omitempty"`
+	// Kind is flowSession for a customer's login (sessions_login.go), ""
+	// for a tenant's consent; ReturnTo is where a login sends the browser.
+	Kind     string `json:"kind,omitempty"`
+	ReturnTo string `json:"return_to,omitempty"`
 }
 
 func (f *flow) expired(now time.Time) bool { return now.Sub(f.Started) > consentTTL }
@@ -158,6 +162,12 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 		s.callbackFailed(w, f.Tenant, http.StatusBadRequest, "the callback has no state")
 		return
 	}
+	if f.Kind == flowSession {
+		if err := loginUsable(t, f); err != nil {
+			s.callbackFailed(w, f.Tenant, http.StatusBadRequest, err.Error())
+			return
+		}
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), time.Duration(s.cfg.Engine.FetchTimeout))
 	defer cancel()
 	tok, err := t.spec.AuthCode.Exchange(ctx, code, s.consent(nonce, f))
@@ -168,6 +178,10 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 	}
 	if life := t.spec.RefreshTokenLifetime; life > 0 && tok.RefreshToken != "" && tokensource.RefreshExpiry(tok).IsZero() {
 		tok = tok.WithExtra(map[string]any{tokensource.RefreshExpiryExtra: s.now().Add(life)})
+	}
+	if f.Kind == flowSession {
+		s.finishLogin(w, r, f, tok)
+		return
 	}
 	if err := t.stored.Save(r.Context(), tok); err != nil {
 		s.log.Error("storing the new token failed", zap.String("tenant", f.Tenant), zap.Error(err))

@@ -53,6 +53,7 @@ type Server struct {
 	client   *http.Client
 	store    store.Store
 	conns    *registry // connections: runtime tenants, LRU-bounded
+	sessions *sessions // per-customer sessions (sessions.go)
 
 	stopBackground context.CancelFunc // ends watchReplicas and sweepIdle
 	background     sync.WaitGroup     // their goroutines
@@ -113,6 +114,8 @@ func New(opts Options) (*Server, error) {
 	s.metrics = newMetrics(s.statusMap)
 	s.conns = newRegistry(s, cfg.Engine.MaxActive)
 	s.metrics.reg.MustRegister(s.engineGauges()...)
+	s.sessions = newSessions(s)
+	s.metrics.reg.MustRegister(s.sessions)
 	l, err := s.newLive(cfg, nil)
 	if err != nil {
 		s.closeStore()
@@ -143,6 +146,7 @@ func New(opts Options) (*Server, error) {
 	bg, s.stopBackground = context.WithCancel(context.Background())
 	s.watchReplicas(bg)
 	s.background.Go(func() { s.sweepIdle(bg) })
+	s.background.Go(func() { s.sweepSessionsEvery(bg) })
 	s.ready.Store(true)
 	return s, nil
 }
@@ -178,6 +182,9 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /_sidekey/status", s.adminOnly(http.HandlerFunc(s.statusPage)))
 	mux.Handle("GET /_sidekey/oauth/connect/{tenant}", s.adminOnly(http.HandlerFunc(s.connect)))
 	mux.HandleFunc("GET /_sidekey/oauth/callback", s.callback)
+	mux.HandleFunc("GET /_sidekey/login/{tenant}", s.login)
+	mux.HandleFunc("POST /_sidekey/sessions/redeem", s.redeem)
+	mux.HandleFunc("DELETE /_sidekey/sessions/{session}", s.endSession)
 	mux.Handle("DELETE /_sidekey/admin/connections/{tenant}", s.adminOnly(http.HandlerFunc(s.disconnect)))
 	mux.Handle("GET /_sidekey/admin/connections/{tenant}", s.adminOnly(http.HandlerFunc(s.showConnection)))
 	mux.Handle("GET /_sidekey/admin/connections", s.adminOnly(http.HandlerFunc(s.listConnections)))
@@ -221,6 +228,7 @@ func (s *Server) statusMap() map[string]tenantStatus {
 		out[name] = s.tenantStatus(name, t)
 	}
 	s.conns.each(func(name string, t *tenant) { out[name] = s.tenantStatus(name, t) })
+	s.sessions.annotate(out)
 	return out
 }
 
@@ -331,6 +339,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) stop(ctx context.Context) {
 	s.stopBackground()
 	engines := s.conns.closeAll()
+	sessionEngines := s.sessions.closeAll()
 	for _, t := range s.live.Load().tenants {
 		t.engine.Close()
 		engines = append(engines, t)
@@ -341,6 +350,12 @@ func (s *Server) stop(ctx context.Context) {
 	for _, t := range engines {
 		if err := t.engine.Wait(ctx); err != nil {
 			s.log.Warn("shutdown: a token request was still in progress", zap.Error(err))
+		}
+	}
+	for _, e := range sessionEngines {
+		e.Close()
+		if err := e.Wait(ctx); err != nil {
+			s.log.Warn("shutdown: a session's token request was still in progress", zap.Error(err))
 		}
 	}
 	s.closeStore()

@@ -52,6 +52,9 @@ type tenantStatus struct {
 	ConnectedAt   *time.Time `json:"connected_at,omitempty"` // when a consent last completed on this replica
 	Requests      uint64     `json:"requests"`               // proxied by this replica since start
 	RateWaits     uint64     `json:"rate_limit_waits"`       // of which queued for the rate limit
+
+	// Sessions counts a sessions tenant's stored customer sessions (sessions.go).
+	Sessions *int64 `json:"sessions,omitempty"`
 }
 
 // buildTenants resolves every configured tenant and builds its chain:

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -34,6 +35,10 @@ const scayleConsentMax = 15 * time.Minute
 // SCAYLE simulates one tenant space: the Authentication API
 // ({tenant_space}.auth.scayle.cloud/v1) and the Checkout API
 // ({tenant_space}.checkout.api.scayle.cloud/api) on one server.
+//
+// Each consent is a new customer's login (subject "customer-1", "-2"…):
+// its tokens carry the subject (JWT sub), the Checkout API echoes it, and
+// logout revokes exactly that customer's tokens.
 //
 // Consent (GET /v1/auth/external/redirect?shopId&jwt): shopId must be the
 // shop's; the JWT must be HS256-signed with the shop secret, carry iat and
@@ -69,6 +74,7 @@ type SCAYLE struct {
 	shopID, shopSecret, idpKey string
 	refreshLifetime            time.Duration
 	logouts                    atomic.Int64
+	customers                  atomic.Int64 // logins so far: each is a new customer
 }
 
 // NewSCAYLE starts a SCAYLE simulator on 127.0.0.1. Call Close when done.
@@ -154,7 +160,8 @@ func (s *SCAYLE) serveRedirect(w http.ResponseWriter, r *http.Request) {
 	}
 	// state is the original payload, re-encoded as standard base64.
 	payload, _ := base64.RawURLEncoding.DecodeString(strings.Split(token.Raw, ".")[1])
-	code := s.newCode(codeGrant{clientID: clientID, redirectURI: callback})
+	subject := "customer-" + strconv.FormatInt(s.customers.Add(1), 10)
+	code := s.newCode(codeGrant{clientID: clientID, redirectURI: callback, subject: subject})
 	redirect(w, callback, map[string][]string{"code": {code}, "state": {base64.StdEncoding.EncodeToString(payload)}})
 }
 
@@ -169,7 +176,7 @@ func (s *SCAYLE) serveToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	form := r.PostForm
-	var refresh string
+	var refresh, subject string
 	switch form.Get("grant_type") {
 	case "authorization_code":
 		g, ok := s.redeemCode(form.Get("code"))
@@ -177,14 +184,15 @@ func (s *SCAYLE) serveToken(w http.ResponseWriter, r *http.Request) {
 			scayleError(w, http.StatusBadRequest, "INVALID_GRANT", "The authorization code is invalid, used or expired.")
 			return
 		}
-		refresh = s.addRefresh(refreshGrant{clientID: id, expiry: time.Now().Add(s.refreshLifetime)})
+		subject = g.subject
+		refresh = s.addRefresh(refreshGrant{clientID: id, expiry: time.Now().Add(s.refreshLifetime), subject: subject})
 	case "refresh_token":
-		_, next, ok := s.useRefresh(form.Get("refresh_token"), true)
+		g, next, ok := s.useRefresh(form.Get("refresh_token"), true)
 		if !ok {
 			scayleError(w, http.StatusBadRequest, "INVALID_GRANT", "The refresh token is invalid.")
 			return
 		}
-		refresh = next
+		refresh, subject = next, g.subject
 	case "":
 		scayleError(w, http.StatusBadRequest, "INVALID_REQUEST", "grant_type is required.")
 		return
@@ -192,7 +200,7 @@ func (s *SCAYLE) serveToken(w http.ResponseWriter, r *http.Request) {
 		scayleError(w, http.StatusBadRequest, "UNSUPPORTED_GRANT_TYPE", "The authorization grant type is not supported.")
 		return
 	}
-	tok, lifetime := s.issueToken(issued{clientID: id, refresh: refresh})
+	tok, lifetime := s.issueToken(issued{clientID: id, refresh: refresh, subject: subject})
 	writeTokenResponse(w, s.tokenBody(tok, lifetime, map[string]any{"refresh_token": refresh}))
 }
 

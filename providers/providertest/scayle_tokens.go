@@ -82,7 +82,7 @@ func (s *SCAYLE) serveRevoke(w http.ResponseWriter, r *http.Request) {
 }
 
 // serveLogout revokes the presented access token and the refresh token
-// issued with it.
+// issued with it — for a customer's token, every token of that customer.
 func (s *SCAYLE) serveLogout(w http.ResponseWriter, r *http.Request) {
 	if !s.checkShop(w, r) {
 		return
@@ -93,12 +93,17 @@ func (s *SCAYLE) serveLogout(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	for tok, t := range s.tokens {
-		if t.id == me.id {
+		if t.id == me.id || (me.subject != "" && t.subject == me.subject) {
 			delete(s.tokens, tok)
 		}
 	}
 	if me.refresh != "" {
 		delete(s.refreshTokens, me.refresh)
+	}
+	for rt, g := range s.refreshTokens {
+		if me.subject != "" && g.subject == me.subject {
+			delete(s.refreshTokens, rt)
+		}
 	}
 	s.mu.Unlock()
 	s.logouts.Add(1)
@@ -114,6 +119,21 @@ func (s *SCAYLE) LiveRefreshTokens() int {
 	now := time.Now()
 	for _, g := range s.refreshTokens {
 		if !g.dead && (g.expiry.IsZero() || now.Before(g.expiry)) {
+			n++
+		}
+	}
+	return n
+}
+
+// LiveRefreshTokensOf counts the refresh tokens of customer subject a
+// refresh grant would accept now.
+func (s *SCAYLE) LiveRefreshTokensOf(subject string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	now := time.Now()
+	for _, g := range s.refreshTokens {
+		if g.subject == subject && !g.dead && (g.expiry.IsZero() || now.Before(g.expiry)) {
 			n++
 		}
 	}
@@ -137,6 +157,6 @@ func (s *SCAYLE) routes(w http.ResponseWriter, r *http.Request, path string, _ [
 	if path != "/v1/customers/me" || r.Method != http.MethodGet {
 		return false
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"id": 4711, "email": "customer@example.com", "shopId": s.shopID, "clientId": tok.clientID})
+	writeJSON(w, http.StatusOK, map[string]any{"id": 4711, "email": "customer@example.com", "shopId": s.shopID, "clientId": tok.clientID, "subject": tok.subject})
 	return true
 }
