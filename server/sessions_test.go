@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -412,4 +414,80 @@ func jwtNonce(t *testing.T, token string) string {
 	}
 	_ = json.Unmarshal(raw, &claims)
 	return claims.Nonce
+}
+
+// TestSessionsOnReplicasSharingRedis: two replicas over one real Redis. A
+// customer logs in through one and the app redeems on the other; 2-second
+// tokens rotate under traffic spread over both replicas for two customers
+// with no failure and no refresh token used twice (Redis lock and
+// compare-and-swap: one refresh per session fleet-wide); a logout on one
+// replica ends the session on both and leaves the other customer alone.
+func TestSessionsOnReplicasSharingRedis(t *testing.T) {
+	sc := newCustomerSCAYLE(t, clientID, 2*time.Second)
+	rdb := startRedis(t)
+	keyFile := filepath.Join(t.TempDir(), "store-key")
+	storeKey := make([]byte, 32)
+	_, _ = rand.Read(storeKey)
+	writeAtomic(t, keyFile, []byte(hex.EncodeToString(storeKey)))
+	replica := func() *running {
+		return start(t, &config.Config{
+			Storage: config.Storage{Type: "redis", KeyFile: keyFile, Redis: config.Redis{Addr: rdb.addr}},
+			Tenants: map[string]*config.Tenant{"shop": sessionsTenant(sc, clientID)},
+		}, nil)
+	}
+	a, b := replica(), replica()
+	redeemOn := func(r *running, ticket string) string {
+		got, s := redeem(t, r.base, ticket, nil)
+		if got.status != 200 || s == "" {
+			t.Fatalf("redeem: %d %s", got.status, got.body)
+		}
+		return s
+	}
+	alice := redeemOn(b, login(t, a.base, "shop", shopReturn))
+	bob := redeemOn(a, login(t, b.base, "shop", shopReturn))
+
+	var failures, total atomic.Int64
+	deadline := time.Now().Add(7 * time.Second)
+	var wg sync.WaitGroup
+	for _, r := range []*running{a, b} {
+		for _, c := range []struct{ session, subject string }{{alice, "customer-1"}, {bob, "customer-2"}} {
+			wg.Go(func() {
+				for time.Now().Before(deadline) {
+					total.Add(1)
+					if status, sub := whoAmI(t, r.base, "shop", c.session); status != 200 || sub != c.subject {
+						failures.Add(1)
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	t.Logf("%d requests over 2 replicas, %d refreshes, %d refresh-token reuses", total.Load(), sc.RefreshRequests(), sc.RefreshReuse())
+	if failures.Load() != 0 {
+		t.Errorf("%d of %d requests failed or reached the wrong customer", failures.Load(), total.Load())
+	}
+	if sc.RefreshReuse() != 0 {
+		t.Errorf("refresh tokens reused %d times; want 0", sc.RefreshReuse())
+	}
+	// One refresh per session per token half-life (1 s), fleet-wide: 2
+	// sessions × 7 s ≈ 14, not twice that.
+	if n := sc.RefreshRequests(); n < 4 || n > 22 {
+		t.Errorf("%d refreshes for 2 sessions over 7 s of 2-second tokens on 2 replicas; want about 14", n)
+	}
+
+	if out := do(t, "DELETE", b.base+"/_sidekey/sessions/"+alice, nil, nil); out.status != 200 || !strings.Contains(out.body, `"revoked": true`) {
+		t.Fatalf("logout on replica b: %d %s", out.status, out.body)
+	}
+	if got := do(t, "GET", a.base+"/shop/v1/customers/me", nil, map[string]string{"Sidekey-Session": alice}); got.status != 401 ||
+		got.header.Get("X-Sidekey-Error") != "session_unknown" {
+		t.Errorf("Alice on replica a after logout on b: %d %q %s; want 401 session_unknown", got.status, got.header.Get("X-Sidekey-Error"), got.body)
+	}
+	if n := sc.LiveRefreshTokensOf("customer-2"); n != 1 {
+		t.Errorf("Bob has %d live refresh tokens after Alice's logout; want 1", n)
+	}
+	for _, r := range []*running{a, b} {
+		if status, sub := whoAmI(t, r.base, "shop", bob); status != 200 || sub != "customer-2" {
+			t.Errorf("Bob after Alice's logout: %d as %q; want 200", status, sub)
+		}
+	}
 }
