@@ -209,11 +209,13 @@ func (s *Server) redeem(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"session": handle, "tenant": rec.Tenant, "expiry": expiry})
 }
 
-// endSession is DELETE /_sidekey/sessions/{session}: it revokes the
-// customer's tokens at the platform (SCAYLE's logout revokes access and
-// refresh token) and forgets the session. The caller must be allowed the
-// session's tenant. When the platform cannot be reached the session is
-// kept (502), so that the app can try again.
+// endSession is DELETE /_sidekey/sessions/{session}[?return_to=URL]: it
+// revokes the customer's tokens at the platform (SCAYLE's logout revokes
+// access and refresh token) and forgets the session. The caller must be
+// allowed the session's tenant. When the platform cannot be reached the
+// session is kept (502), so that the app can try again. On a platform with
+// a browser logout (SCAYLE) the answer carries logout_url, which returns
+// to return_to (checked like a login's) or the first sessions.return_to.
 func (s *Server) endSession(w http.ResponseWriter, r *http.Request) {
 	unknown := func() {
 		proxy.WriteError(w, http.StatusUnauthorized, proxy.CodeSessionUnknown, "", "no such session", 0)
@@ -235,7 +237,15 @@ func (s *Server) endSession(w http.ResponseWriter, r *http.Request) {
 	if !s.admitCaller(w, r, name) {
 		return
 	}
-	revoked, err := s.revokeSession(r.Context(), name, t, hash)
+	back := r.URL.Query().Get("return_to")
+	if back == "" {
+		back = sessionsConf(t).ReturnTo[0]
+	} else if !sessionsConf(t).ReturnAllowed(back) {
+		proxy.WriteError(w, http.StatusBadRequest, codeReturnToRefused, name,
+			"return_to must be an absolute URL under one of tenants."+name+".sessions.return_to", 0)
+		return
+	}
+	revoked, tok, err := s.revokeSession(r.Context(), name, t, hash)
 	if err != nil {
 		s.log.Warn("logging a customer out at the platform failed", zap.String("tenant", name), zap.Error(err))
 		proxy.WriteError(w, http.StatusBadGateway, "revoke_failed", name, "the platform did not log the customer out; the session is kept, try again: "+err.Error(), 0)
@@ -243,24 +253,33 @@ func (s *Server) endSession(w http.ResponseWriter, r *http.Request) {
 	}
 	s.sessions.remove(context.WithoutCancel(r.Context()), name, hash)
 	s.log.Info("customer session ended", zap.String("tenant", name), zap.Bool("revoked", revoked))
-	writeJSON(w, http.StatusOK, map[string]any{"tenant": name, "revoked": revoked})
+	out := map[string]any{"tenant": name, "revoked": revoked}
+	if lr, ok := t.spec.AuthCode.(providers.LogoutRedirecter); ok && tok != nil {
+		if u, err := lr.LogoutURL(tok, back, s.now()); err == nil {
+			out["logout_url"] = u
+		} else {
+			s.log.Warn("building the browser logout URL failed", zap.String("tenant", name), zap.Error(err))
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // revokeSession revokes the session's grant at the platform, when the
-// platform can (providers.Revoker). revoked is false when there was no
-// live grant left to revoke or the platform offers no revocation.
-func (s *Server) revokeSession(ctx context.Context, name string, t *tenant, hash string) (revoked bool, err error) {
+// platform can (providers.Revoker), and returns the access token it
+// revoked. revoked is false when there was no live grant left to revoke or
+// the platform offers no revocation.
+func (s *Server) revokeSession(ctx context.Context, name string, t *tenant, hash string) (revoked bool, _ *oauth2.Token, err error) {
 	rv, ok := t.spec.AuthCode.(providers.Revoker)
 	if !ok {
-		return false, nil
+		return false, nil, nil
 	}
 	e, err := s.sessions.engine(ctx, name, t, hash)
 	if err != nil {
 		var se *proxy.SessionError
 		if errors.As(err, &se) {
-			return false, nil // ended already
+			return false, nil, nil // ended already
 		}
-		return false, err
+		return false, nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(s.cfg.Engine.FetchTimeout))
 	defer cancel()
@@ -269,9 +288,9 @@ func (s *Server) revokeSession(ctx context.Context, name string, t *tenant, hash
 		if err != nil {
 			var se *proxy.SessionError
 			if errors.As(err, &se) {
-				return false, nil // the grant is dead: nothing to revoke
+				return false, nil, nil // the grant is dead: nothing to revoke
 			}
-			return false, err
+			return false, nil, err
 		}
 		err = rv.Revoke(ctx, tok)
 		var te *providers.TokenError
@@ -280,9 +299,9 @@ func (s *Server) revokeSession(ctx context.Context, name string, t *tenant, hash
 			continue
 		}
 		if err != nil {
-			return false, fmt.Errorf("server: %w", err)
+			return false, nil, fmt.Errorf("server: %w", err)
 		}
-		return true, nil
+		return true, tok, nil
 	}
 }
 

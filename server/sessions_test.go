@@ -194,6 +194,21 @@ func TestSessionsTwoCustomersEndToEnd(t *testing.T) {
 	if out.status != 200 || !strings.Contains(out.body, `"revoked": true`) {
 		t.Fatalf("logout: %d %s; want 200 revoked", out.status, out.body)
 	}
+	var ended struct {
+		LogoutURL string `json:"logout_url"`
+	}
+	_ = json.Unmarshal([]byte(out.body), &ended)
+	if !strings.HasPrefix(ended.LogoutURL, sc.URL()+"/v1/auth/logout/redirect?") {
+		t.Errorf("logout_url %q; want SCAYLE's /v1/auth/logout/redirect", ended.LogoutURL)
+	}
+	resp, err := customerBrowser(nil).Get(ended.LogoutURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != shopReturn || sc.LogoutRedirects() != 1 {
+		t.Errorf("browser logout: %d to %q (%d accepted); want 302 to %s", resp.StatusCode, resp.Header.Get("Location"), sc.LogoutRedirects(), shopReturn)
+	}
 	if a, b := sc.LiveRefreshTokensOf("customer-1"), sc.LiveRefreshTokensOf("customer-2"); a != 0 || b != 1 {
 		t.Errorf("live refresh tokens after Alice's logout: %d, %d; want 0 and 1", a, b)
 	}
@@ -349,6 +364,9 @@ func TestSessionsRefuseBadInput(t *testing.T) {
 	}
 	if got := do(t, "DELETE", base+"/_sidekey/sessions/"+session, nil, asOther); got.status != 403 {
 		t.Errorf("logout by another tenant's caller: %d %s; want 403", got.status, got.body)
+	}
+	if got := do(t, "DELETE", base+"/_sidekey/sessions/"+session+"?return_to="+url.QueryEscape("https://evil.example/"), nil, asShop); got.status != 400 {
+		t.Errorf("logout returning to a foreign page: %d %s; want 400", got.status, got.body)
 	}
 	for _, bad := range []string{"nope", strings.Repeat("A", 43)} {
 		hdr["Sidekey-Session"] = bad

@@ -65,6 +65,10 @@ const scayleConsentMax = 15 * time.Minute
 // /v1/auth/logout (X-Shop-Id with the shop id, else 400) → 204, revoking
 // the presented access token and the refresh token issued with it.
 //
+// Browser logout (GET /v1/auth/logout/redirect?shopId&jwt, the JWT
+// HS256-signed with the shop secret over {callbackUrl, tokenId, iat, exp ≤
+// 15 min}): 302 to callbackUrl; counted in LogoutRedirects.
+//
 // Checkout API below /api (X-Shop-Id with the shop id, else 400; then
 // Authorization: Bearer):
 //   - GET /v1/customers/me → {id, email, shopId}.
@@ -75,6 +79,7 @@ type SCAYLE struct {
 	refreshLifetime            time.Duration
 	logouts                    atomic.Int64
 	customers                  atomic.Int64 // logins so far: each is a new customer
+	logoutRedirects            atomic.Int64
 }
 
 // NewSCAYLE starts a SCAYLE simulator on 127.0.0.1. Call Close when done.
@@ -99,6 +104,7 @@ func NewSCAYLE(opts SCAYLEOptions) *SCAYLE {
 	mux.HandleFunc("GET /v1/oauth/tokens", s.serveList)
 	mux.HandleFunc("DELETE /v1/oauth/tokens/{id}", s.serveRevoke)
 	mux.HandleFunc("POST /v1/auth/logout", s.serveLogout)
+	mux.HandleFunc("GET /v1/auth/logout/redirect", s.serveLogoutRedirect)
 	f := flavor{base: "/api", routes: s.routes, fail: scayleAPIError, precheck: s.checkShop}
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) { s.serveAPI(w, r, f) })
 	s.start(mux)

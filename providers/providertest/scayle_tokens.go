@@ -1,6 +1,7 @@
 package providertest
 
 import (
+	"github.com/golang-jwt/jwt/v5"
 	"net/http"
 	"slices"
 	"strings"
@@ -139,6 +140,33 @@ func (s *SCAYLE) LiveRefreshTokensOf(subject string) int {
 	}
 	return n
 }
+
+// serveLogoutRedirect is the browser logout: it checks the shop id and the
+// logout JWT and sends the browser on to its callbackUrl.
+func (s *SCAYLE) serveLogoutRedirect(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if q.Get("shopId") != s.shopID {
+		scayleError(w, http.StatusBadRequest, "INVALID_SHOP_ID", "Unknown shopId.")
+		return
+	}
+	claims := jwt.MapClaims{}
+	_, err := jwt.ParseWithClaims(q.Get("jwt"), claims, func(*jwt.Token) (any, error) {
+		return []byte(s.shopSecret), nil
+	}, jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired(), jwt.WithIssuedAt())
+	iat, _ := claims.GetIssuedAt()
+	exp, _ := claims.GetExpirationTime()
+	callback, _ := claims["callbackUrl"].(string)
+	tokenID, _ := claims["tokenId"].(string)
+	if err != nil || iat == nil || exp.Sub(iat.Time) > scayleConsentMax || tokenID == "" || !absoluteURL(callback) {
+		scayleError(w, http.StatusBadRequest, "INVALID_JWT", "The logout JWT is invalid.")
+		return
+	}
+	s.logoutRedirects.Add(1)
+	redirect(w, callback, nil)
+}
+
+// LogoutRedirects counts browser logouts sent on to their callbackUrl.
+func (s *SCAYLE) LogoutRedirects() int64 { return s.logoutRedirects.Load() }
 
 // Logouts counts successful POST /v1/auth/logout requests.
 func (s *SCAYLE) Logouts() int64 { return s.logouts.Load() }
