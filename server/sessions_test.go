@@ -250,6 +250,13 @@ func grepLines(s, sub string) string {
 // startOn runs a Server for cfg over st with clock now.
 func startOn(t *testing.T, cfg *config.Config, st store.Store, now func() time.Time) string {
 	t.Helper()
+	base, _ := startServerOn(t, cfg, st, now)
+	return base
+}
+
+// startServerOn is startOn, also returning the Server.
+func startServerOn(t *testing.T, cfg *config.Config, st store.Store, now func() time.Time) (string, *server.Server) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -268,7 +275,7 @@ func startOn(t *testing.T, cfg *config.Config, st store.Store, now func() time.T
 	done := make(chan error, 1)
 	go func() { done <- srv.RunListener(ctx, ln) }()
 	t.Cleanup(func() { cancel(); <-done })
-	return "http://" + ln.Addr().String()
+	return "http://" + ln.Addr().String(), srv
 }
 
 // keysUnder lists st's keys below prefix.
