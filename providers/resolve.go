@@ -71,6 +71,9 @@ func resolve(name string, t *config.Tenant) (*resolved, []config.Problem) {
 	} else if t.RefreshTokenLifetime > 0 {
 		c.add("refresh_token_lifetime", "only for tenants connected by a consent (authorization code)")
 	}
+	if t.Sessions != nil && (p.consent == nil || !p.consent(t)) {
+		c.add("sessions", "only for tenants whose customers log in through a consent flow (authorization code)")
+	}
 	r.inject = c.injection()
 	r.headers = c.headers(r.inject.Header)
 	if p.headers != nil {

@@ -52,9 +52,7 @@ func (s *Server) newLive(cfg *config.Config, prev *live) (*live, error) {
 	if l.tenants, err = s.buildTenants(cfg, old); err != nil {
 		return nil, err
 	}
-	if err := s.sessions.attach(l.tenants); err != nil {
-		return nil, err
-	}
+	s.sessions.attach(l.tenants)
 	return l, nil
 }
 

@@ -160,26 +160,17 @@ func sessionsConf(t *tenant) *config.Sessions {
 }
 
 // attach makes every sessions tenant's route take its tokens from the
-// request's session, and checks that such tenants have a consent flow.
-// Engines of a tenant whose configuration changed are dropped.
-func (ss *sessions) attach(tenants map[string]*tenant) error {
-	var problems config.Problems
+// request's session (providers.Check refuses sessions on a tenant without
+// a consent flow). Engines of a tenant whose configuration changed are
+// dropped.
+func (ss *sessions) attach(tenants map[string]*tenant) {
 	for name, t := range tenants {
-		if sessionsConf(t) == nil || t.route.HasSessions() {
-			continue
-		}
-		if t.spec.AuthCode == nil {
-			problems = append(problems, config.Problem{Key: "tenants." + name + ".sessions",
-				Message: "only for providers with a consent flow (a customer logs in): " + t.spec.Provider + " has none"})
+		if sessionsConf(t) == nil || t.spec.AuthCode == nil || t.route.HasSessions() {
 			continue
 		}
 		t.route.SetSessions(ss.lookupFor(name, t))
 		ss.purge(name)
 	}
-	if len(problems) > 0 {
-		return problems
-	}
-	return nil
 }
 
 // lookupFor is the proxy's session lookup for tenant t.
@@ -355,9 +346,9 @@ func (ss *sessions) create(ctx context.Context, name string, t *tenant, tok *oau
 	handle := randomNonce()
 	hash, _ := handleHash(handle)
 	now := s.now().UTC()
-	rec := sessionRecord{Tenant: name, Created: now, LastUsed: now, RefreshExpiry: tokensource.RefreshExpiry(tok).UTC()}
-	if rec.RefreshExpiry.Equal(time.Time{}.UTC()) {
-		rec.RefreshExpiry = time.Time{}
+	rec := sessionRecord{Tenant: name, Created: now, LastUsed: now}
+	if exp := tokensource.RefreshExpiry(tok); !exp.IsZero() {
+		rec.RefreshExpiry = exp.UTC()
 	}
 	e := ss.newEngine(name, t, hash)
 	defer e.engine.Close()
