@@ -441,17 +441,6 @@ func (ss *sessions) closeAll() []*tokensource.Source {
 	return all
 }
 
-// active returns the number of session engines in memory.
-func (ss *sessions) active() int {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	n := 0
-	for _, c := range ss.engines {
-		n += c.Len()
-	}
-	return n
-}
-
 // count returns the stored sessions of tenant.
 func (ss *sessions) count(tenant string) int64 {
 	ss.mu.Lock()

@@ -8,8 +8,9 @@ import (
 	"go.uber.org/zap"
 )
 
-// sessionSweepEvery spaces the sweeps of ended sessions and stale tickets.
-const sessionSweepEvery = 10 * time.Minute
+// sessionSweepEvery spaces the sweeps of ended sessions and stale tickets
+// (each reads every session record: an hour keeps that cheap at scale).
+const sessionSweepEvery = time.Hour
 
 // sweepSessionsEvery sweeps at start (which also counts the stored
 // sessions) and then every sessionSweepEvery, until ctx is done.
