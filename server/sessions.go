@@ -128,6 +128,7 @@ type sessionEngine struct {
 	engine  *tokensource.Source
 	raw     atomic.Pointer[[]byte] // the session record as last read or written
 	touched atomic.Int64           // unix nanoseconds of the LastUsed last stored
+	used    atomic.Int64           // unix nanoseconds of the last request on this replica
 	busy    atomic.Bool            // a touch is being written
 }
 
@@ -220,6 +221,7 @@ func (ss *sessions) engine(ctx context.Context, name string, t *tenant, hash str
 	conf := sessionsConf(t)
 	c := ss.cache(name, conf.ActiveBound())
 	if e, ok := c.Get(hash); ok {
+		e.used.Store(ss.s.now().UnixNano())
 		ss.touch(e, conf.Idle())
 		return e, nil
 	}
@@ -268,6 +270,7 @@ func (ss *sessions) load(ctx context.Context, name string, t *tenant, hash strin
 		return nil, &proxy.SessionError{Code: proxy.CodeSessionExpired, Message: "the session expired: send the customer to log in again"}
 	}
 	e := ss.newEngine(name, t, hash)
+	e.used.Store(s.now().UnixNano())
 	e.raw.Store(&b)
 	e.touched.Store(rec.LastUsed.UnixNano())
 	ss.touch(e, sessionsConf(t).Idle())
@@ -410,6 +413,31 @@ func (ss *sessions) evict(tenant, hash string) {
 	if c != nil {
 		c.Remove(hash)
 	}
+}
+
+// engineIdle is how long a session engine stays in memory without a
+// request before the sweep stops it: until then it keeps the token fresh
+// (refresh ahead), after it the session costs storage only.
+const engineIdle = time.Hour
+
+// evictIdle stops the engines of sessions no request used since before.
+func (ss *sessions) evictIdle(before time.Time) int {
+	ss.mu.Lock()
+	caches := make([]*lru.Cache[string, *sessionEngine], 0, len(ss.engines))
+	for _, c := range ss.engines {
+		caches = append(caches, c)
+	}
+	ss.mu.Unlock()
+	n := 0
+	for _, c := range caches {
+		for _, hash := range c.Keys() {
+			if e, ok := c.Peek(hash); ok && e.used.Load() < before.UnixNano() {
+				c.Remove(hash)
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // purge drops every engine of tenant (its configuration changed).

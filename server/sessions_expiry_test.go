@@ -115,6 +115,9 @@ func TestSessionsSweepDeletesIdleSessionsAndStaleTickets(t *testing.T) {
 	if n := len(keysUnder(t, st, "sessions/")) + len(keysUnder(t, st, "session-tokens/")) + len(keysUnder(t, st, "session-tickets/")); n != 0 {
 		t.Errorf("%d session keys left after the sweep; want 0", n)
 	}
+	if n := sc.LiveRefreshTokensOf("customer-2"); n != 0 {
+		t.Errorf("the unredeemed login's grant has %d live refresh tokens after the sweep; want 0 (revoked)", n)
+	}
 	if got := get(t, base+"/_sidekey/metrics").body; !strings.Contains(got, `sidekey_sessions{tenant="shop"} 0`) {
 		t.Errorf("metrics after the sweep:\n%s", grepLines(got, "sidekey_sessions"))
 	}

@@ -192,6 +192,7 @@ func (s *Server) redeem(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.now().Sub(rec.Issued) > ticketTTL {
+		s.revokeOrphan(r.Context(), &rec)
 		proxy.WriteError(w, http.StatusBadRequest, codeTicketInvalid, rec.Tenant, "the ticket expired (tickets last 60 seconds): log in again", 0)
 		return
 	}
@@ -302,6 +303,25 @@ func (s *Server) revokeSession(ctx context.Context, name string, t *tenant, hash
 			return false, nil, fmt.Errorf("server: %w", err)
 		}
 		return true, tok, nil
+	}
+}
+
+// revokeOrphan revokes, best effort, the grant of a login whose ticket
+// expired unredeemed: nobody can use it any more, so it should not live on
+// at the platform.
+func (s *Server) revokeOrphan(ctx context.Context, rec *ticketRecord) {
+	t, ok := s.tenantNamed(rec.Tenant)
+	if !ok || t.spec.AuthCode == nil {
+		return
+	}
+	rv, ok := t.spec.AuthCode.(providers.Revoker)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Duration(s.cfg.Engine.FetchTimeout))
+	defer cancel()
+	if err := rv.Revoke(ctx, rec.token()); err != nil {
+		s.log.Warn("revoking the grant of an unredeemed login failed", zap.String("tenant", rec.Tenant), zap.Error(err))
 	}
 }
 

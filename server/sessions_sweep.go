@@ -27,13 +27,16 @@ func (s *Server) sweepSessionsEvery(ctx context.Context) {
 	}
 }
 
-// SweepSessions deletes every session past its idle TTL or its refresh
-// token's expiry, and every ticket older than 60 seconds, and recounts the
+// SweepSessions stops the engines of sessions unused for an hour (their
+// tokens stay in the store), deletes every session past its idle TTL or its
+// refresh token's expiry, and every ticket older than 60 seconds (revoking
+// its grant, best effort), and recounts the
 // stored sessions per tenant. Sessions of tenants that are not (or no
 // longer) sessions tenants are left alone: a reload may bring them back.
 // It returns how many sessions it deleted.
 func (s *Server) SweepSessions(ctx context.Context) int {
 	tenants := s.live.Load().tenants
+	s.sessions.evictIdle(s.now().Add(-engineIdle))
 	keys, err := s.store.List(ctx, sessionPrefix)
 	if err != nil {
 		s.log.Warn("session sweep: listing sessions failed", zap.Error(err))
@@ -71,7 +74,8 @@ func (s *Server) SweepSessions(ctx context.Context) int {
 	return removed
 }
 
-// sweepTickets deletes tickets nobody redeemed in time.
+// sweepTickets deletes tickets nobody redeemed in time, revoking their
+// grants (best effort).
 func (s *Server) sweepTickets(ctx context.Context, now time.Time) {
 	keys, err := s.store.List(ctx, ticketPrefix)
 	if err != nil {
@@ -83,8 +87,14 @@ func (s *Server) sweepTickets(ctx context.Context, now time.Time) {
 			continue
 		}
 		var rec ticketRecord
-		if json.Unmarshal(b, &rec) != nil || now.Sub(rec.Issued) > ticketTTL {
+		if json.Unmarshal(b, &rec) != nil {
 			_ = s.store.Delete(ctx, key)
+			continue
+		}
+		if now.Sub(rec.Issued) > ticketTTL {
+			if _, err := s.store.Take(ctx, key); err == nil { // not redeemed meanwhile
+				s.revokeOrphan(ctx, &rec)
+			}
 		}
 	}
 }

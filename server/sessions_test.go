@@ -355,6 +355,9 @@ func TestSessionsRefuseBadInput(t *testing.T) {
 	if got, s := redeem(t, base, late, asShop); got.status != 400 || s != "" || !strings.Contains(got.body, "expired") {
 		t.Errorf("expired ticket: %d %s; want 400 naming the expiry", got.status, got.body)
 	}
+	if a, b := shopSim.LiveRefreshTokensOf("customer-1"), shopSim.LiveRefreshTokensOf("customer-2"); a != 1 || b != 0 {
+		t.Errorf("live refresh tokens: redeemed login %d, expired login %d; want 1 and 0 (the orphaned grant revoked)", a, b)
+	}
 	if n := len(keysUnder(t, st, "sessions/")); n != 1 {
 		t.Errorf("%d sessions stored; want 1", n)
 	}
