@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"text/tabwriter"
 )
 
@@ -65,7 +66,7 @@ func tenantsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return nil
 		}
 		tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tSOURCE\tAPP\tPROVIDER\tSTATE\tEXPIRY\tREFRESH EXPIRY")
+		fmt.Fprintln(tw, "NAME\tSOURCE\tAPP\tPROVIDER\tSTATE\tSESSIONS\tEXPIRY\tREFRESH EXPIRY")
 		after := ""
 		for {
 			q := url.Values{"limit": {"1000"}}
@@ -81,6 +82,7 @@ func tenantsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 					Status                             struct {
 						Expiry        string
 						RefreshExpiry string `json:"refresh_expiry"`
+						Sessions      *int64 // per-customer sessions stored; nil: not a sessions tenant
 					}
 				}
 				Next string
@@ -89,8 +91,12 @@ func tenantsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 				return err
 			}
 			for _, it := range page.Items {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", it.Name, it.Source, orDash(it.App), it.Provider, it.State,
-					orDash(it.Status.Expiry), orDash(it.Status.RefreshExpiry))
+				sessions := "-"
+				if n := it.Status.Sessions; n != nil {
+					sessions = strconv.FormatInt(*n, 10)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", it.Name, it.Source, orDash(it.App), it.Provider, it.State,
+					sessions, orDash(it.Status.Expiry), orDash(it.Status.RefreshExpiry))
 			}
 			if page.Next == "" {
 				return tw.Flush()

@@ -54,6 +54,7 @@ func (s *Server) view(r *http.Request, name string) (*connectionView, error) {
 		v := &connectionView{Name: name, Source: "config", App: t.conf.App, Provider: t.spec.Provider}
 		v.Status = s.tenantStatus(name, t)
 		v.State = stateOf(v.Status)
+		s.sessions.annotateOne(name, t, &v.Status)
 		return v, nil
 	}
 	c, err := s.readConnection(r.Context(), name)

@@ -479,11 +479,18 @@ func (ss *sessions) count(tenant string) int64 {
 // annotate adds the session count to the status of every sessions tenant.
 func (ss *sessions) annotate(out map[string]tenantStatus) {
 	for name, t := range ss.s.live.Load().tenants {
-		if st, ok := out[name]; ok && sessionsConf(t) != nil {
-			n := ss.count(name)
-			st.Sessions = &n
+		if st, ok := out[name]; ok {
+			ss.annotateOne(name, t, &st)
 			out[name] = st
 		}
+	}
+}
+
+// annotateOne adds tenant t's session count to st when it has sessions.
+func (ss *sessions) annotateOne(name string, t *tenant, st *tenantStatus) {
+	if sessionsConf(t) != nil {
+		n := ss.count(name)
+		st.Sessions = &n
 	}
 }
 

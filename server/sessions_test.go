@@ -224,6 +224,9 @@ func TestSessionsTwoCustomersEndToEnd(t *testing.T) {
 			t.Errorf("Bob after Alice's logout: %d as %q; want 200", status, sub)
 		}
 	}
+	if v := get(t, r.base+"/_sidekey/admin/connections/shop"); !strings.Contains(v.body, `"sessions": 1`) {
+		t.Errorf("the admin API (sidekey tenants) shows no session count for shop: %s", v.body)
+	}
 	st := get(t, r.base+"/_sidekey/status").body
 	metrics := get(t, r.base+"/_sidekey/metrics").body
 	if !strings.Contains(st, `"sessions": 1`) || !strings.Contains(metrics, `sidekey_sessions{tenant="shop"} 1`) {
