@@ -189,3 +189,31 @@ func TestSessionsKeepHandlesOutOfLogs(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionsSurviveAReload: a reload that changes a sessions tenant
+// (another return_to) keeps its sessions working and applies the new
+// allow-list.
+func TestSessionsSurviveAReload(t *testing.T) {
+	sc := newCustomerSCAYLE(t, clientID, time.Hour)
+	st := store.NewMemory()
+	cfg := &config.Config{Tenants: map[string]*config.Tenant{"shop": sessionsTenant(sc, clientID)}}
+	base, srv := startServerOn(t, cfg, st, nil)
+	s := newSession(t, base, "shop")
+	other := "https://other.example/back"
+	if got := get(t, base+"/_sidekey/login/shop?return_to="+other); got.status != 400 {
+		t.Fatalf("return_to before the reload: %d; want 400", got.status)
+	}
+	next := *cfg
+	tenant := sessionsTenant(sc, clientID)
+	tenant.Sessions.ReturnTo = append(tenant.Sessions.ReturnTo, other)
+	next.Tenants = map[string]*config.Tenant{"shop": tenant}
+	if err := srv.Reload(&next); err != nil {
+		t.Fatal(err)
+	}
+	if got, s2 := redeem(t, base, login(t, base, "shop", other), nil); got.status != 200 || s2 == "" {
+		t.Errorf("a login returning to the newly allowed page: %d %s", got.status, got.body)
+	}
+	if status, sub := whoAmI(t, base, "shop", s); status != 200 || sub != "customer-1" {
+		t.Errorf("session after the reload: %d as %q; want 200", status, sub)
+	}
+}

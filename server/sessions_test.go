@@ -51,11 +51,11 @@ func sessionsTenant(sc *providertest.SCAYLE, id string) *config.Tenant {
 }
 
 // customerBrowser is a customer's browser: it keeps cookies and follows redirects
-// until it reaches the app (shop.example) or stop says so.
+// until it reaches an app (a host under .example) or stop says so.
 func customerBrowser(stop func(*http.Request) bool) *http.Client {
 	jar, _ := cookiejar.New(nil)
 	return &http.Client{Jar: jar, CheckRedirect: func(req *http.Request, _ []*http.Request) error {
-		if req.URL.Host == "shop.example" || (stop != nil && stop(req)) {
+		if strings.HasSuffix(req.URL.Hostname(), ".example") || (stop != nil && stop(req)) {
 			return http.ErrUseLastResponse
 		}
 		return nil
