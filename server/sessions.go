@@ -43,7 +43,7 @@ const (
 type sessionRecord struct {
 	Tenant   string    `json:"tenant"`
 	Created  time.Time `json:"created"`
-	LastUsed time.Time `json:"last_used"` // updated at most every touchEvery
+	LastUsed time.Time `json:"last_used"` // stored at most every tenth of idle_ttl (at most hourly)
 	// RefreshExpiry is when the customer's refresh token dies (the session
 	// with it); zero: unknown.
 	RefreshExpiry time.Time `json:"refresh_expiry,omitzero"`
