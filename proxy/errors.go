@@ -21,6 +21,8 @@ const (
 	CodeCallerUnauthorized  = "caller_unauthorized"  // 401: missing or wrong caller key
 	CodeCallerForbidden     = "caller_forbidden"     // 403: caller may not use this tenant
 	CodeRateLimited         = "rate_limited"         // 429: sidekey's own rate limit
+	CodeHostNotAllowed      = "host_not_allowed"     // 421: a loopback listener asked for a foreign Host (DNS rebinding)
+	CodeCrossSiteRefused    = "cross_site_refused"   // 403: a browser marked the request cross-site
 )
 
 // ErrorHeader is the response header naming the error code on every
