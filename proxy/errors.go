@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -54,4 +55,33 @@ func WriteError(w http.ResponseWriter, status int, code, tenant, message string,
 	w.WriteHeader(status)
 	body, _ := json.Marshal(errorBody{Error: code, Message: message, Tenant: tenant})
 	_, _ = w.Write(append(body, '\n'))
+}
+
+// stripErrorHeader is ReverseProxy's ModifyResponse: it removes the
+// upstream's own X-Sidekey-Error, from headers and trailers, so that the
+// header tells callers truthfully that sidekey itself answered. A 101
+// Switching Protocols body is a tunnel and is left unwrapped.
+func stripErrorHeader(resp *http.Response) error {
+	resp.Header.Del(ErrorHeader)
+	delete(resp.Trailer, ErrorHeader)
+	if resp.ContentLength < 0 && resp.StatusCode != http.StatusSwitchingProtocols {
+		// Trailers, announced or not, are known once the body is done;
+		// ReverseProxy copies them after closing it.
+		resp.Body = &trailerScrub{ReadCloser: resp.Body, resp: resp}
+	}
+	return nil
+}
+
+// trailerScrub removes X-Sidekey-Error from a response's trailers when the
+// body is closed.
+type trailerScrub struct {
+	io.ReadCloser
+	resp *http.Response
+}
+
+// Close closes the body, which completes resp.Trailer, and scrubs it.
+func (t *trailerScrub) Close() error {
+	err := t.ReadCloser.Close()
+	delete(t.resp.Trailer, ErrorHeader)
+	return err
 }

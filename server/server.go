@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -122,9 +123,10 @@ func New(opts Options) (*Server, error) {
 		AccessLog:        accessLog,
 		Observer:         s.metrics,
 		TokenUnavailable: s.tokenUnavailable,
+		AllowUpgrade:     s.allowUpgrade,
 		CallerKeyHeader:  cfg.CallerKeyHeader, // bound at start, see Reload
 	})
-	s.handler = s.routes()
+	s.handler = s.guarded(s.routes())
 	// Built here, not in Serve: Shutdown reads it from another goroutine.
 	s.http = &http.Server{
 		Handler:           s.handler,
@@ -150,6 +152,13 @@ func (s *Server) lookup(name string) (*proxy.Route, bool) {
 	return t.route, true
 }
 
+// allowUpgrade reports whether tenant lets Upgrade tunnels through
+// (allow_upgrade).
+func (s *Server) allowUpgrade(tenant string) bool {
+	t, ok := s.tenantNamed(tenant)
+	return ok && t.conf != nil && t.conf.AllowUpgrade
+}
+
 // appOf names tenant's app, for callers granted whole apps.
 func (s *Server) appOf(tenant string) (string, bool) {
 	t, ok := s.tenantNamed(tenant)
@@ -161,6 +170,16 @@ func (s *Server) appOf(tenant string) (string, bool) {
 
 // Handler returns the server's whole HTTP handler (proxy and /_sidekey/).
 func (s *Server) Handler() http.Handler { return s.handler }
+
+// guarded wraps h in the Guard for the configured listener (DNS rebinding
+// and cross-site requests). public_url and allowed_hosts are bound at start.
+func (s *Server) guarded(h http.Handler) http.Handler {
+	public, err := url.Parse(s.cfg.PublicURL)
+	if err != nil {
+		public = nil // Validate refuses such a public_url; serve loopback names only
+	}
+	return Guard(GuardOptions{Loopback: s.loopback, PublicURL: public, AllowedHosts: s.cfg.AllowedHosts})(h)
+}
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
