@@ -126,10 +126,11 @@ func New(opts Options) (*Server, error) {
 		AllowUpgrade:     s.allowUpgrade,
 		CallerKeyHeader:  cfg.CallerKeyHeader, // bound at start, see Reload
 	})
-	s.handler = s.guarded(s.routes())
+	s.handler = refuseAmbiguousFraming(s.guarded(s.routes()))
 	// Built here, not in Serve: Shutdown reads it from another goroutine.
 	s.http = &http.Server{
 		Handler:           s.handler,
+		ConnContext:       withFramingConn,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
@@ -276,7 +277,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // Serve accepts connections on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
-	err := s.http.Serve(ln)
+	err := s.http.Serve(framingListener(ln))
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
