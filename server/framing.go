@@ -97,7 +97,7 @@ type framingConn struct {
 	headers framingHeaders
 	remain  int64 // body or chunk bytes still to come
 
-	mu    sync.Mutex   // guards notes
+	mu    sync.Mutex    // guards notes
 	notes []framingNote // requests whose headers were read, oldest first
 }
 
@@ -137,6 +137,15 @@ func (c *framingConn) Read(p []byte) (int, error) {
 		c.follow(p[:n])
 	}
 	return n, err
+}
+
+// CloseWrite half-closes a TCP connection, as net/http does before closing
+// one after an error, so the answer is not lost to a reset.
+func (c *framingConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
 }
 
 // follow advances the state over b.
