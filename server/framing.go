@@ -191,8 +191,13 @@ func (c *framingConn) endLine(line []byte) {
 		}
 		method, rest, _ := bytes.Cut(line, []byte(" "))
 		target, proto, _ := bytes.Cut(rest, []byte(" "))
+		major, minor, ok := http.ParseHTTPVersion(string(proto))
+		if !ok {
+			c.stop() // net/http answers 400 and closes
+			return
+		}
 		c.reqLine = string(method) + " " + string(target)
-		c.headers = framingHeaders{http10: string(proto) == "HTTP/1.0" || string(proto) == "HTTP/0.9"}
+		c.headers = framingHeaders{http10: major < 1 || major == 1 && minor < 1}
 		c.state = stHeaders
 	case stHeaders:
 		if len(line) == 0 {
@@ -303,12 +308,18 @@ func (c *framingConn) stop() {
 func (c *framingConn) problemOf(method, target string) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	want := method + " " + target
 	for i, n := range c.notes {
-		if n.reqLine == want {
+		if isRequestLine(n.reqLine, method, target) {
 			c.notes = c.notes[i+1:]
 			return n.problem
 		}
 	}
 	return ""
+}
+
+// isRequestLine reports whether reqLine is method + " " + target, without
+// building the latter.
+func isRequestLine(reqLine, method, target string) bool {
+	return len(reqLine) == len(method)+1+len(target) && reqLine[len(method)] == ' ' &&
+		reqLine[:len(method)] == method && reqLine[len(method)+1:] == target
 }
