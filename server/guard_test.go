@@ -6,13 +6,16 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/sidekey/sidekey/config"
 	"github.com/sidekey/sidekey/proxy"
+	"github.com/sidekey/sidekey/server"
 )
 
 // rawReply is one response read off a hand-written request.
@@ -279,5 +282,26 @@ func TestPublicURLIsOwnOrigin(t *testing.T) {
 		if got.status != want {
 			t.Errorf("Origin %s: got %d %s; want %d", origin, got.status, got.body, want)
 		}
+	}
+}
+
+// TestGuardWrapsAnyHandler: the Guard stands alone in front of any
+// listener's handler (per-tenant listeners, the forward proxy), and a
+// refused request never reaches that handler.
+func TestGuardWrapsAnyHandler(t *testing.T) {
+	var calls atomic.Int64
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { calls.Add(1) })
+	srv := httptest.NewServer(server.Guard(server.GuardOptions{Loopback: true, AllowedHosts: []string{"sf.internal"}})(h))
+	t.Cleanup(srv.Close)
+	addr := srv.Listener.Addr().String()
+	for host, want := range map[string]int{"sf.internal:9001": 200, "127.0.0.1": 200, "sf.internal.": 421, "api.example.com": 421} {
+		if got := sendOne(t, addr, browserRequest("GET", "/x", host, "")); got.status != want {
+			t.Errorf("Host %s: got %d; want %d", host, got.status, want)
+		}
+	}
+	got := sendOne(t, addr, browserRequest("POST", "/x", "127.0.0.1", "x", chromeFetch("https://evil.example")...))
+	wantRefused(t, "cross-site POST", got, http.StatusForbidden, proxy.CodeCrossSiteRefused)
+	if n := calls.Load(); n != 2 {
+		t.Errorf("the handler ran %d times; want 2 (the served Hosts only)", n)
 	}
 }
