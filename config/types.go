@@ -14,6 +14,11 @@ type Config struct {
 	// PublicURL is the base of the OAuth redirect URI
 	// ({public_url}/_sidekey/oauth/callback). Default "http://" + Listen.
 	PublicURL string `yaml:"public_url"`
+	// AllowedHosts are further Host names (exact, compared without port and
+	// case) a loopback listener answers to, besides loopback names and
+	// public_url's host; any other Host is refused (DNS rebinding). Empty:
+	// none. Changes on restart.
+	AllowedHosts []string `yaml:"allowed_hosts"`
 	// Storage is where tokens are kept. Default: type file, path "sidekey-data".
 	Storage Storage `yaml:"storage"`
 	// Callers are the programs allowed to call the proxy when it does not
@@ -240,6 +245,10 @@ type Tenant struct {
 	TokenFormat string `yaml:"token_format"`
 	// Headers are static headers added to every proxied request.
 	Headers map[string]string `yaml:"headers"`
+	// AllowUpgrade lets callers open Upgrade tunnels (WebSocket) to the
+	// tenant's API. Default false: a request carrying Upgrade is refused,
+	// since the tunnel's later traffic escapes sidekey's path checks.
+	AllowUpgrade bool `yaml:"allow_upgrade"`
 	// RateLimit paces requests to the tenant's API. Nil: the platform's
 	// documented limit (2 req/s for istores and storehippo), none for others.
 	RateLimit *RateLimit `yaml:"rate_limit"`

@@ -56,6 +56,11 @@ func (c *Config) validateServer(ps *Problems) {
 			ps.add("public_url", msg)
 		}
 	}
+	for i, h := range c.AllowedHosts {
+		if msg := checkAllowedHost(h); msg != "" {
+			ps.add(fmt.Sprintf("allowed_hosts[%d]", i), msg)
+		}
+	}
 	oneOf(ps, "log.level", c.Log.Level, "debug", "info", "warn", "error")
 	oneOf(ps, "log.format", c.Log.Format, "json", "console")
 }
@@ -139,6 +144,27 @@ func checkHostPort(addr string, listener bool) string {
 	}
 	if host != "" && !validHost(host) {
 		return "invalid host: want an ip address or a dns name"
+	}
+	return ""
+}
+
+// checkAllowedHost returns what is wrong with h as an allowed_hosts entry,
+// or "": a bare host name or IP address, without scheme, port, path or a
+// trailing dot (a Host ending in "." is always refused).
+func checkAllowedHost(h string) string {
+	switch {
+	case strings.Contains(h, "://"):
+		return fmt.Sprintf("%q: want a host name without scheme, such as sidekey.shop.svc", h)
+	case strings.ContainsAny(h, "/?#@"):
+		return fmt.Sprintf("%q: want a host name without path, such as sidekey.shop.svc", h)
+	case strings.HasSuffix(h, "."):
+		return fmt.Sprintf("%q: drop the trailing dot", h)
+	}
+	if _, _, err := net.SplitHostPort(h); err == nil || strings.HasPrefix(h, "[") {
+		return fmt.Sprintf("%q: want a host name without port (any port is allowed)", h)
+	}
+	if !validHost(h) {
+		return fmt.Sprintf("%q: not a valid host name or ip address", h)
 	}
 	return ""
 }

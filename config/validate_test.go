@@ -58,6 +58,10 @@ func TestValidate(t *testing.T) {
 			wants: []want{{"public_url", "must not have a fragment"}}},
 		{name: "public_url credentials", src: "public_url: http://u:p@x",
 			wants: []want{{"public_url", "must not contain credentials"}}},
+		{name: "allowed hosts", src: "allowed_hosts: [sidekey.shop.svc, SIDEKEY, 10.0.0.5, '::1', sidekey_1]\ntenants: {t: {provider: static, token: k, api_url: 'http://x', allow_upgrade: true}}"},
+		{name: "allowed hosts not bare names", src: "allowed_hosts: ['http://a.example', 'a.example:8080', 'a.example/x', 'a.example.', '[::1]:80', 'bad host', '']",
+			wants: []want{{"allowed_hosts[0]", "without scheme"}, {"allowed_hosts[1]", "without port"}, {"allowed_hosts[2]", "without path"},
+				{"allowed_hosts[3]", "trailing dot"}, {"allowed_hosts[4]", "without port"}, {"allowed_hosts[5]", "not a valid host"}, {"allowed_hosts[6]", "not a valid host"}}},
 
 		{name: "storage type", src: "storage: {type: s3}",
 			wants: []want{{"storage.type", `must be one of file, memory, redis; got "s3"`}}},

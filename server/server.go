@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -128,12 +129,14 @@ func New(opts Options) (*Server, error) {
 		AccessLog:        accessLog,
 		Observer:         s.metrics,
 		TokenUnavailable: s.tokenUnavailable,
+		AllowUpgrade:     s.allowUpgrade,
 		CallerKeyHeader:  cfg.CallerKeyHeader, // bound at start, see Reload
 	})
-	s.handler = s.routes()
+	s.handler = refuseAmbiguousFraming(s.guarded(s.routes()))
 	// Built here, not in Serve: Shutdown reads it from another goroutine.
 	s.http = &http.Server{
 		Handler:           s.handler,
+		ConnContext:       withFramingConn,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
@@ -156,6 +159,13 @@ func (s *Server) lookup(name string) (*proxy.Route, bool) {
 	return t.route, true
 }
 
+// allowUpgrade reports whether tenant lets Upgrade tunnels through
+// (allow_upgrade).
+func (s *Server) allowUpgrade(tenant string) bool {
+	t, ok := s.tenantNamed(tenant)
+	return ok && t.conf != nil && t.conf.AllowUpgrade
+}
+
 // appOf names tenant's app, for callers granted whole apps.
 func (s *Server) appOf(tenant string) (string, bool) {
 	t, ok := s.tenantNamed(tenant)
@@ -167,6 +177,16 @@ func (s *Server) appOf(tenant string) (string, bool) {
 
 // Handler returns the server's whole HTTP handler (proxy and /_sidekey/).
 func (s *Server) Handler() http.Handler { return s.handler }
+
+// guarded wraps h in the Guard for the configured listener (DNS rebinding
+// and cross-site requests). public_url and allowed_hosts are bound at start.
+func (s *Server) guarded(h http.Handler) http.Handler {
+	public, err := url.Parse(s.cfg.PublicURL)
+	if err != nil {
+		public = nil // Validate refuses such a public_url; serve loopback names only
+	}
+	return Guard(GuardOptions{Loopback: s.loopback, PublicURL: public, AllowedHosts: s.cfg.AllowedHosts})(h)
+}
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
@@ -263,7 +283,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // Serve accepts connections on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
-	err := s.http.Serve(ln)
+	err := s.http.Serve(framingListener(ln))
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
