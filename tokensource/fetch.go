@@ -27,7 +27,6 @@ type flight struct {
 	tok     *oauth2.Token
 	err     error
 	start   time.Time   // for the reported duration
-	ahead   bool        // a valid token was being served when it started
 	timeout *time.Timer // ends the flight after Options.FetchTimeout
 }
 
@@ -45,7 +44,7 @@ type outcome struct {
 // an abandoned flight is still running: then that call's result, when it
 // comes, ends this flight, so src never runs twice at once.
 func (s *Source) startLocked(now time.Time) *flight {
-	f := &flight{done: make(chan struct{}), start: time.Now(), ahead: s.cur.Load().valid(now)}
+	f := &flight{done: make(chan struct{}), start: time.Now()}
 	s.flight = f
 	s.refreshing.Store(true)
 	s.fetches++
@@ -135,7 +134,14 @@ func (s *Source) finishLocked(f *flight, tok *oauth2.Token, err error) *outcome 
 		s.failures++
 		s.failStreak++
 		o.retry = backoff(s.failStreak, s.opts.MinBackoff, s.opts.MaxBackoff)
-		st := s.cur.Load()
+		st, restored := s.cur.Load(), false
+		if st == nil && s.dropped.valid(now) {
+			// The API rejected it, but it is all there is: serve it again
+			// (a 401 passes through) rather than refuse every caller.
+			c := *s.dropped
+			c.rejected = true
+			st, restored, s.dropped = &c, true, nil
+		}
 		if st.valid(now) && !st.expiry.IsZero() {
 			// A refresh ahead failed while the current token still serves:
 			// try again while it does (at half its remaining life), or a
@@ -150,18 +156,21 @@ func (s *Source) finishLocked(f *flight, tok *oauth2.Token, err error) *outcome 
 			s.cur.Store(st.withRefreshAt(s.nextAttempt))
 		}
 		s.armLocked(now, s.nextAttempt)
-		f.err = &FetchError{Name: s.opts.Name, Err: err, RetryAfter: o.retry}
+		if restored {
+			f.tok = st.tok
+		} else {
+			f.err = &FetchError{Name: s.opts.Name, Err: err, RetryAfter: o.retry}
+		}
 		close(f.done)
 		return o
 	}
 	// The token's life began when it was requested, not when the answer
 	// arrived: a slow token endpoint must not push the next refresh later.
 	st := newState(tok, now, s.callRequested, s.opts.RefreshBefore)
+	st.replaces = s.replacing
 	s.cur.Store(st)
 	s.lastRefresh, s.lastErr, s.failStreak, s.nextAttempt = now, nil, 0, time.Time{}
-	if f == nil || f.ahead { // the previous token lived to its refresh
-		s.rejects = 0
-	}
+	s.dropped, s.replacing = nil, false
 	if st.refreshAt.IsZero() {
 		s.stopTimerLocked()
 	} else {

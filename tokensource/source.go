@@ -2,7 +2,6 @@ package tokensource
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -81,9 +80,9 @@ type Status struct {
 	Fetches, Failures uint64
 }
 
-// errRejected is the error reported while re-fetches are spaced out because
-// the API keeps rejecting freshly fetched tokens (see Invalidate).
-var errRejected = errors.New("the API rejected a token soon after it was fetched")
+// replacedHold is how long a token fetched to replace a rejected one cannot
+// itself be dropped by Invalidate (see there).
+const replacedHold = 2 * time.Minute
 
 // Source is a refresh-ahead, single-flight token cache over a raw grant. It
 // implements oauth2.TokenSource and is safe for concurrent use.
@@ -111,7 +110,8 @@ type Source struct {
 	timer         *time.Timer   // the next refresh or retry; nil until first armed
 	nextAttempt   time.Time     // no fetch starts before this (backoff)
 	failStreak    int           // consecutive failed fetches
-	rejects       int           // consecutive tokens invalidated soon after their fetch
+	replacing     bool          // the next fetched token replaces one Invalidate dropped
+	dropped       *state        // the token Invalidate dropped, until its replacement arrives
 	lastErr       error
 	lastRefresh   time.Time
 	fetches       uint64
@@ -219,48 +219,39 @@ func (s *Source) refreshAhead(seen *state) {
 }
 
 // Invalidate drops tok if it is still the current token (same AccessToken),
-// typically after the API answered 401 to it, and starts fetching a new one.
-// It returns whether tok was dropped; nil, an older token or a closed
-// Source change nothing.
+// typically after the API answered 401 to it, and starts fetching a new one
+// at once. It returns whether tok was dropped; nil, an older token or a
+// closed Source change nothing.
 //
-// Tokens rejected one after another soon after their fetch (a wrong scope,
-// a revoked grant) are re-fetched with the failure backoff, so that a stream
-// of 401s cannot turn into a stream of token requests.
+// A 401 says something about a request as much as about a token: one
+// caller hitting a path the API refuses must not take the tenant offline
+// for the others (DESIGN invariant 7). So Invalidate never backs off and
+// never counts a failure, and each token is dropped at most once:
+//   - a token fetched to replace a dropped one is not dropped again within
+//     replacedHold of its fetch: a second 401 passes through to its caller
+//     alone. A path that always answers 401 therefore costs at most one
+//     extra token request per replacedHold;
+//   - when the replacement cannot be fetched, the dropped token, if still
+//     valid, is served again until the retry succeeds (and is never
+//     dropped again).
 func (s *Source) Invalidate(tok *oauth2.Token) bool {
 	if tok == nil {
 		return false
 	}
 	s.mu.Lock()
 	st := s.cur.Load()
-	if s.closed || st == nil || st.tok.AccessToken != tok.AccessToken {
+	now := s.opts.Now()
+	if s.closed || st == nil || st.tok.AccessToken != tok.AccessToken || !st.droppable(now) {
 		s.mu.Unlock()
 		return false
 	}
-	now := s.opts.Now()
 	s.cur.Store(nil)
-	if now.Sub(st.fetchedAt) < s.opts.MaxBackoff {
-		s.rejects++
-	} else {
-		s.rejects = 1
-	}
-	var delay time.Duration
-	if s.rejects > 1 {
-		delay = backoff(s.rejects-1, s.opts.MinBackoff, s.opts.MaxBackoff)
-		if at := now.Add(delay); at.After(s.nextAttempt) {
-			s.nextAttempt = at
-		}
-		s.lastErr = errRejected
-	}
-	switch {
-	case s.flight != nil: // a refresh is running; waiters join it
-	case now.Before(s.nextAttempt):
-		s.armLocked(now, s.nextAttempt)
-	default:
+	s.dropped, s.replacing = st, true
+	if s.flight == nil { // else waiters join the fetch in progress
 		s.startLocked(now)
 	}
-	rejects := s.rejects
 	s.mu.Unlock()
-	s.log.Info("token invalidated", zap.Int("rejected_in_a_row", rejects), zap.Duration("retry_in", delay))
+	s.log.Info("token invalidated: the API rejected it")
 	return true
 }
 
@@ -319,7 +310,8 @@ func (s *Source) Reset() {
 		return
 	}
 	s.cur.Store(nil)
-	s.nextAttempt, s.failStreak, s.rejects, s.lastErr = time.Time{}, 0, 0, nil
+	s.nextAttempt, s.failStreak, s.lastErr = time.Time{}, 0, nil
+	s.dropped, s.replacing = nil, false
 	s.stopTimerLocked()
 }
 
