@@ -101,3 +101,7 @@ func (p *istores) Exchange(ctx context.Context, code string, c Consent) (*oauth2
 func (p *istores) Refresh(context.Context, string) (*oauth2.Token, error) {
 	return nil, noRefreshGrant("istores")
 }
+
+// CanRefresh is false: Istores has no refresh grant, so the engine never
+// tries to refresh its token (see Tenant.CanRefresh).
+func (p *istores) CanRefresh() bool { return false }

@@ -38,6 +38,8 @@ type outcome struct {
 	expiry  time.Time     // the new token's expiry
 	retry   time.Duration // after a failure: delay before the next attempt
 	streak  int           // after a failure: consecutive failures
+	quiet   bool          // a NotAttempted failure: no token request was made
+	repeat  bool          // a quiet failure with the same text as the last one logged
 }
 
 // startLocked starts a flight. The raw source is called unless a call from
@@ -47,7 +49,7 @@ func (s *Source) startLocked(now time.Time) *flight {
 	f := &flight{done: make(chan struct{}), start: time.Now()}
 	s.flight = f
 	s.refreshing.Store(true)
-	s.fetches++
+	s.fetches++ // taken back if it turns out to make no request (NotAttempted)
 	f.timeout = time.AfterFunc(s.opts.FetchTimeout, func() { s.expire(f) })
 	if !s.calling {
 		s.calling = true
@@ -120,7 +122,10 @@ func (s *Source) finishLocked(f *flight, tok *oauth2.Token, err error) *outcome 
 	if err == nil {
 		err = checkToken(tok, now)
 	}
-	o := &outcome{attempt: f != nil, err: err, took: time.Since(s.callStart)}
+	o := &outcome{attempt: f != nil, err: err, took: time.Since(s.callStart), quiet: IsNotAttempted(err)}
+	if f != nil && o.quiet {
+		s.fetches--
+	}
 	if f != nil {
 		f.timeout.Stop()
 		s.flight = nil
@@ -131,7 +136,9 @@ func (s *Source) finishLocked(f *flight, tok *oauth2.Token, err error) *outcome 
 		if f == nil {
 			return nil
 		}
-		s.failures++
+		if !o.quiet {
+			s.failures++
+		}
 		s.failStreak++
 		o.retry = backoff(s.failStreak, s.opts.MinBackoff, s.opts.MaxBackoff)
 		st, restored := s.cur.Load(), false
@@ -151,6 +158,7 @@ func (s *Source) finishLocked(f *flight, tok *oauth2.Token, err error) *outcome 
 		}
 		o.streak = s.failStreak
 		s.nextAttempt = now.Add(o.retry)
+		o.repeat = o.quiet && s.lastErr != nil && s.lastErr.Error() == err.Error()
 		s.lastErr = err
 		if st.valid(now) { // keep serving it; no refresh before the retry
 			s.cur.Store(st.withRefreshAt(s.nextAttempt))
@@ -167,6 +175,9 @@ func (s *Source) finishLocked(f *flight, tok *oauth2.Token, err error) *outcome 
 	// The token's life began when it was requested, not when the answer
 	// arrived: a slow token endpoint must not push the next refresh later.
 	st := newState(tok, now, s.callRequested, s.opts.RefreshBefore)
+	if !s.canRefresh {
+		st.refreshAt = time.Time{} // used until it expires; nothing can renew it
+	}
 	st.replaces = s.replacing
 	s.cur.Store(st)
 	s.lastRefresh, s.lastErr, s.failStreak, s.nextAttempt = now, nil, 0, time.Time{}
@@ -202,17 +213,21 @@ func (s *Source) report(o *outcome) {
 	if o == nil {
 		return
 	}
-	if o.err != nil {
+	switch {
+	case o.quiet && o.repeat:
+	case o.quiet:
+		s.log.Warn("no token can be fetched", zap.Error(o.err))
+	case o.err != nil:
 		s.log.Warn("token fetch failed", zap.Error(o.err), zap.Duration("took", o.took),
 			zap.Duration("retry_in", o.retry), zap.Int("consecutive_failures", o.streak))
-	} else {
+	default:
 		expiry := zap.Time("expiry", o.expiry)
 		if o.expiry.IsZero() {
 			expiry = zap.String("expiry", "never")
 		}
 		s.log.Info("token fetched", expiry, zap.Duration("took", o.took), zap.Bool("late", !o.attempt))
 	}
-	if o.attempt && s.opts.Observer != nil {
+	if o.attempt && !o.quiet && s.opts.Observer != nil {
 		s.opts.Observer.FetchDone(s.opts.Name, o.took, o.err)
 	}
 }

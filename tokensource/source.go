@@ -76,7 +76,10 @@ type Status struct {
 	// LastErr is the last fetch's error itself, for errors.Is; nil after a
 	// success. Not for display: use LastError.
 	LastErr error `json:"-"`
-	// Fetches counts fetch attempts; Failures counts the failed ones.
+	// Renewable reports whether the current token carries a refresh token.
+	Renewable bool
+	// Fetches counts token requests; Failures counts the failed ones.
+	// Neither counts a failure that made no request (NotAttempted).
 	Fetches, Failures uint64
 }
 
@@ -92,9 +95,10 @@ const replacedHold = 2 * time.Minute
 // exists do callers wait, and then all of them share one fetch. The tokens
 // it returns are shared between callers and must not be modified.
 type Source struct {
-	src  oauth2.TokenSource
-	opts Options
-	log  *zap.Logger
+	src        oauth2.TokenSource
+	opts       Options
+	log        *zap.Logger
+	canRefresh bool // src can renew a token (see Refresher)
 
 	cur        atomic.Pointer[state] // the published token; nil: none. Stored only under mu.
 	refreshing atomic.Bool           // mirrors flight != nil for the hot path
@@ -122,13 +126,26 @@ type Source struct {
 // every Token call performs one token request. src is called from one
 // goroutine at a time. The first fetch happens on the first TokenContext
 // call; after it the Source refreshes in the background until Close.
+//
+// A src implementing Refresher whose CanRefresh is false is never asked
+// before its token has expired: no refresh ahead, no retries while the
+// token serves.
 func RefreshAhead(src oauth2.TokenSource, opts Options) *Source {
 	opts = opts.withDefaults()
+	r, ok := src.(Refresher)
 	return &Source{
-		src:  src,
-		opts: opts,
-		log:  opts.Logger.With(zap.String("tenant", opts.Name)),
+		src:        src,
+		opts:       opts,
+		log:        opts.Logger.With(zap.String("tenant", opts.Name)),
+		canRefresh: !ok || r.CanRefresh(),
 	}
+}
+
+// Refresher is implemented by a raw source that says whether it can renew
+// a token (a *StoredSource does). A raw source that does not implement it
+// can.
+type Refresher interface {
+	CanRefresh() bool
 }
 
 func (o Options) withDefaults() Options {
@@ -330,6 +347,7 @@ func (s *Source) Status() Status {
 	if st != nil {
 		out.Expiry = st.expiry
 		out.RefreshExpiry = RefreshExpiry(st.tok)
+		out.Renewable = st.tok.RefreshToken != ""
 	}
 	out.Valid = st.valid(now)
 	switch {
