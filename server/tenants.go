@@ -34,16 +34,16 @@ type tenant struct {
 // token or secret by construction: only times, counters and error text that
 // providers guarantee to be secret-free.
 type tenantStatus struct {
-	Provider string     `json:"provider"`
-	API      string     `json:"api"`
+	Provider string `json:"provider"`
+	API      string `json:"api"`
 	// State is the tenant's state (see tenantState): connected,
 	// consent_needed_soon, consent_required or error.
 	State string `json:"state"`
 	// Token is the token engine's own state: valid, refreshing, expired,
 	// error or empty (see tokensource.Status).
-	Token    string     `json:"token"`
-	Valid    bool       `json:"valid"`
-	Expiry   *time.Time `json:"expiry,omitempty"`
+	Token  string     `json:"token"`
+	Valid  bool       `json:"valid"`
+	Expiry *time.Time `json:"expiry,omitempty"`
 	// RefreshExpiry is when the refresh token expires (a person must
 	// connect the tenant again by then), when the platform said.
 	RefreshExpiry *time.Time `json:"refresh_expiry,omitempty"`
