@@ -43,7 +43,9 @@ func adminStateOf(t *testing.T, base, tenant string) (one, listed string) {
 	if got := get(t, base+"/_sidekey/admin/connections/"+tenant); json.Unmarshal([]byte(got.body), &v) != nil {
 		t.Fatalf("admin show: %d %s", got.status, got.body)
 	}
-	var page struct{ Items []struct{ Name, State string } }
+	var page struct {
+		Items []struct{ Name, State string }
+	}
 	if got := get(t, base+"/_sidekey/admin/connections"); json.Unmarshal([]byte(got.body), &page) != nil {
 		t.Fatalf("admin list: %d %s", got.status, got.body)
 	}
