@@ -62,8 +62,9 @@ func (t *Tenant) NeedsPerson(prev *oauth2.Token, now time.Time) error {
 // Fetch performs one token request for the tenant given its stored token
 // prev (nil: the store holds none); it is how a tokensource.StoredSource
 // obtains every tenant's tokens, whatever the grant:
-//   - a consent flow refreshes with prev's refresh token (call NeedsPerson
-//     first: without a usable one Fetch fails like it, without a request);
+//   - a consent flow refreshes with prev's refresh token (ask NeedsPerson
+//     first, with the caller's clock: without a usable refresh token the
+//     platform's Refresh fails with ErrConsentRequired);
 //   - the refresh_token grant uses prev's refresh token — the last one
 //     issued, stored before use — and the configured refresh_token only
 //     when prev has none;
@@ -73,8 +74,8 @@ func (t *Tenant) NeedsPerson(prev *oauth2.Token, now time.Time) error {
 // before the access token is used (DESIGN invariant 3).
 func (t *Tenant) Fetch(ctx context.Context, prev *oauth2.Token) (*oauth2.Token, error) {
 	if t.AuthCode != nil {
-		if err := t.NeedsPerson(prev, timeNow()); err != nil {
-			return nil, err
+		if prev == nil {
+			return nil, t.NeedsPerson(prev, timeNow())
 		}
 		return t.AuthCode.Refresh(ctx, prev.RefreshToken)
 	}
