@@ -34,9 +34,10 @@ func TestOneCallersUnauthorizedPathCannotTakeTheTenantOffline(t *testing.T) {
 
 	stop := make(chan struct{})
 	var hostile, others, failed atomic.Int64
-	var wg sync.WaitGroup
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 32}}
-	wg.Go(func() { // the hostile caller
+	hostileDone := make(chan struct{})
+	go func() { // the hostile caller, until the others are done
+		defer close(hostileDone)
 		for {
 			select {
 			case <-stop:
@@ -46,15 +47,12 @@ func TestOneCallersUnauthorizedPathCannotTakeTheTenantOffline(t *testing.T) {
 			fetchOK(client, r.base+"/shop/admin/secret")
 			hostile.Add(1)
 		}
-	})
+	}()
+	waitFor(t, "the hostile caller to get going", func() bool { return hostile.Load() >= 20 })
+	var wg sync.WaitGroup
 	for range 16 {
 		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
+			for range 50 {
 				if !fetchOK(client, r.base+"/shop/v1/products") {
 					failed.Add(1)
 				}
@@ -62,9 +60,10 @@ func TestOneCallersUnauthorizedPathCannotTakeTheTenantOffline(t *testing.T) {
 			}
 		})
 	}
-	waitFor(t, "traffic on both paths", func() bool { return hostile.Load() >= 300 && others.Load() >= 1000 })
-	close(stop)
 	wg.Wait()
+	waitFor(t, "50 hostile requests", func() bool { return hostile.Load() >= 50 })
+	close(stop)
+	<-hostileDone
 
 	if n := failed.Load(); n != 0 {
 		t.Errorf("%d of %d requests on healthy paths failed; want 0", n, others.Load())
