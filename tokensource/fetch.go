@@ -161,9 +161,16 @@ func (s *Source) finishLocked(f *flight, tok *oauth2.Token, err error) *outcome 
 		o.repeat = o.quiet && s.lastErr != nil && s.lastErr.Error() == err.Error()
 		s.lastErr = err
 		if st.valid(now) { // keep serving it; no refresh before the retry
-			s.cur.Store(st.withRefreshAt(s.nextAttempt))
+			if s.canRefresh {
+				st = st.withRefreshAt(s.nextAttempt)
+			}
+			s.cur.Store(st)
 		}
-		s.armLocked(now, s.nextAttempt)
+		if !o.quiet {
+			// A quiet failure is not retried on a timer: nothing changes
+			// until a caller asks again or the tenant is Reset.
+			s.armLocked(now, s.nextAttempt)
+		}
 		if restored {
 			f.tok = st.tok
 		} else {
