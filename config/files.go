@@ -87,7 +87,8 @@ func (r *fileReader) secret(prefix, name string, s *Secret, path *string) {
 // readAll reads every *_file secret of c into its field, hashes callers'
 // key files, checks that tls.client_ca_file holds certificates, and
 // resolves the other file paths (admin_token_file, storage.key_file, tls
-// files) against the config file's directory.
+// files) against the config file's directory. storage.path is resolved by
+// Parse after defaults are filled.
 func (r *fileReader) readAll(c *Config) {
 	c.AdminTokenFile = r.resolve(c.AdminTokenFile)
 	c.Storage.KeyFile = r.resolve(c.Storage.KeyFile)

@@ -18,20 +18,28 @@ type ParseOptions struct {
 	Getenv func(string) (string, bool)
 	// ReadFile reads *_file secrets. Nil: os.ReadFile.
 	ReadFile func(string) ([]byte, error)
-	// Dir is the config file's directory: relative *_file paths resolve
-	// against it. Empty: the working directory.
+	// Dir is the config file's directory: every relative path in the file
+	// (storage.path, default included, storage.key_file, *_file, tls
+	// files) resolves against it. Empty: the working directory.
 	Dir string
 }
 
 // Load reads the configuration file at path and parses it with Parse, from
-// the process environment, resolving relative *_file paths against the
-// file's directory. Like Parse it does not call Validate.
+// the process environment, resolving every relative path in it
+// (storage.path, storage.key_file, *_file, tls files) against the file's
+// directory, made absolute: `sidekey connect` run from another directory
+// opens the same store as `sidekey serve`. Like Parse it does not call
+// Validate.
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	return Parse(data, ParseOptions{Dir: filepath.Dir(path)})
+	dir, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(data, ParseOptions{Dir: dir})
 }
 
 // Parse reads a YAML configuration. In order it parses the YAML, replaces
@@ -78,6 +86,7 @@ func Parse(data []byte, opts ParseOptions) (*Config, error) {
 		return nil, err
 	}
 	c.SetDefaults()
+	c.Storage.Path = r.resolve(c.Storage.Path) // after defaults: the default is relative too
 	return c, nil
 }
 

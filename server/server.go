@@ -48,7 +48,7 @@ type Server struct {
 	metrics  *metrics
 	proxy    *proxy.Proxy
 	handler  http.Handler
-	loopback bool // the listener is loopback: callers and admins are trusted
+	loopback bool // the listener is loopback: admins are trusted, callers not required
 	client   *http.Client
 	store    store.Store
 	conns    *registry // connections: runtime tenants, LRU-bounded
@@ -184,10 +184,10 @@ func (s *Server) routes() http.Handler {
 			mux.ServeHTTP(w, r)
 			return
 		}
-		if !s.loopback {
-			if cs := s.live.Load().callers; cs != nil && !cs.admit(w, r, s.appOf) {
-				return
-			}
+		// Configured callers are enforced on every listener: loopback
+		// only means that none are required.
+		if cs := s.live.Load().callers; cs != nil && !cs.admit(w, r, s.appOf) {
+			return
 		}
 		s.proxy.ServeHTTP(w, r)
 	})
