@@ -6,8 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"runtime/debug"
+	"slices"
 	"sort"
 
 	"github.com/redis/go-redis/v9"
@@ -94,29 +96,32 @@ func configFlag(fs *flag.FlagSet) *string {
 	return fs.String("config", os.Getenv("SIDEKEY_CONFIG"), "configuration `file` (default $SIDEKEY_CONFIG)")
 }
 
-// loadConfig reads, validates and resolves a configuration file. Every
-// problem is reported, each naming its key.
+// loadConfig reads, validates and resolves a configuration file: the one
+// check that `sidekey check`, `serve`, a reload and every other command
+// run, so that check passes exactly the files serve starts with. Every
+// problem is reported at once, one per key, each naming its key: the
+// file's (unknown keys, unreadable files), config.Validate's, each
+// provider's (providers.Check, the one owner of what a provider requires)
+// and the files serve reads before it listens.
 func loadConfig(path string) (*config.Config, error) {
 	if path == "" {
 		return nil, fmt.Errorf("%w: --config FILE (or SIDEKEY_CONFIG) is required", errUsage)
 	}
-	cfg, err := config.Load(path)
+	cfg, problems, err := config.LoadAll(path)
 	if err != nil {
-		return nil, asProblems(err)
+		return nil, err
 	}
-	var problems config.Problems
-	if err := cfg.Validate(); err != nil {
-		var ps config.Problems
-		if !errors.As(err, &ps) {
-			return nil, err
+	for _, name := range slices.Sorted(maps.Keys(cfg.Apps)) {
+		problems = problems.Merge(providers.CheckApp(name, cfg.Apps[name]))
+	}
+	for _, name := range slices.Sorted(maps.Keys(cfg.Tenants)) {
+		if t := cfg.Tenants[name]; t == nil || t.App == "" || cfg.Apps[t.App] != nil {
+			problems = problems.Merge(providers.Check(name, t))
 		}
-		problems = append(problems, ps...)
-	}
-	for name, t := range cfg.Tenants {
-		problems = append(problems, providers.Check(name, t)...)
 	}
 	if len(problems) > 0 {
-		return nil, &problemsError{problems: dedupe(problems)}
+		sortProblems(problems)
+		return nil, &problemsError{problems: problems}
 	}
 	return cfg, nil
 }
@@ -129,21 +134,6 @@ func asProblems(err error) error {
 		return &problemsError{problems: ps}
 	}
 	return err
-}
-
-// dedupe sorts problems by key and drops exact repeats (config and
-// providers may both notice the same thing).
-func dedupe(ps config.Problems) config.Problems {
-	seen := make(map[config.Problem]bool, len(ps))
-	out := ps[:0]
-	for _, p := range ps {
-		if !seen[p] {
-			seen[p] = true
-			out = append(out, p)
-		}
-	}
-	sortProblems(out)
-	return out
 }
 
 // configArgs parses a command whose only flag is --config and loads the
