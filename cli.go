@@ -177,7 +177,7 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	wctx, stop := context.WithCancel(ctx)
 	defer stop()
-	go watchConfig(wctx, path, srv, log)
+	go watchConfig(wctx, watchOptions{Path: path, Config: cfg, Server: srv, Logger: log})
 	return srv.Run(ctx)
 }
 

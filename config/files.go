@@ -188,3 +188,36 @@ func (r *fileReader) readAll(c *Config) {
 		}
 	}
 }
+
+// SecretFiles lists, sorted and without repeats, the files whose content a
+// reload reads anew: admin_token_file, callers' key_file and every tenant's
+// and app's *_file secret (resolved paths). serve watches them with the
+// config file, so a secret changed in place is reloaded like the file.
+// Files bound at start (storage and tls settings) are not listed; tls
+// certificates and client CAs are watched by the listener itself.
+func (c *Config) SecretFiles() []string {
+	var files []string
+	add := func(path string) {
+		if path != "" {
+			files = append(files, path)
+		}
+	}
+	add(c.AdminTokenFile)
+	for _, cl := range c.Callers {
+		if cl != nil {
+			add(cl.KeyFile)
+		}
+	}
+	for _, blocks := range []map[string]*Tenant{c.Apps, c.Tenants} {
+		for _, t := range blocks {
+			if t != nil {
+				add(t.ClientSecretFile)
+				add(t.RefreshTokenFile)
+				add(t.TokenFile)
+				add(t.ShopSecretFile)
+			}
+		}
+	}
+	slices.Sort(files)
+	return slices.Compact(files)
+}
