@@ -105,4 +105,3 @@ tenants:
 func zapCoreTo(w *syncBuffer) zapcore.Core {
 	return zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(w), zapcore.DebugLevel)
 }
-
