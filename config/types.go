@@ -45,6 +45,12 @@ type Config struct {
 	// ShutdownTimeout bounds the drain of in-flight requests on SIGTERM.
 	// Default 15s.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// DrainDelay is how long sidekey keeps serving after SIGTERM with
+	// /_sidekey/readyz answering 503, before it stops accepting
+	// connections and shutdown_timeout starts: time for a load balancer
+	// (a Kubernetes Service) to take it out of rotation. Default 0 (stop at
+	// once, for a local process); the Helm chart sets 5s.
+	DrainDelay Duration `yaml:"drain_delay"`
 	// Apps are platform client registrations (one client id and secret,
 	// scopes, endpoints) that many tenants share: config-file tenants name
 	// one with `app:`, and connections created at runtime (consent flow or

@@ -103,6 +103,9 @@ func (c *Config) validateTuning(ps *Problems) {
 			ps.add(p.key, "must be positive")
 		}
 	}
+	if c.DrainDelay < 0 {
+		ps.add("drain_delay", "must not be negative")
+	}
 	if c.Engine.MaxActive <= 0 {
 		ps.add("engine.max_active", "must be positive")
 	}

@@ -265,7 +265,8 @@ func (s *Server) Serve(ln net.Listener) error {
 }
 
 // Run listens on the configured address and serves until ctx is done, then
-// shuts down gracefully within the configured shutdown_timeout.
+// keeps serving for drain_delay with readyz answering 503, then shuts down
+// gracefully within the configured shutdown_timeout.
 func (s *Server) Run(ctx context.Context) error {
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
@@ -293,11 +294,25 @@ func (s *Server) RunListener(ctx context.Context, ln net.Listener) error {
 		return err
 	case <-ctx.Done():
 	}
+	s.drain()
 	sctx, cancel := context.WithTimeout(context.Background(), time.Duration(s.cfg.ShutdownTimeout))
 	defer cancel()
 	err = s.Shutdown(sctx)
 	<-errc
 	return err
+}
+
+// drain marks the server not ready and keeps serving for drain_delay, so
+// that a load balancer that polls readyz stops sending before the listener
+// closes.
+func (s *Server) drain() {
+	d := time.Duration(s.live.Load().cfg.DrainDelay)
+	if d <= 0 {
+		return
+	}
+	s.ready.Store(false)
+	s.log.Info("draining: readyz answers 503; still serving", zap.Duration("drain_delay", d))
+	time.Sleep(d) // a fixed delay is the contract: keep serving this long
 }
 
 // Shutdown marks the server not ready, stops accepting connections, waits
