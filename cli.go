@@ -200,14 +200,31 @@ func newLogger(c config.Log, w io.Writer) (*zap.Logger, error) {
 	return zap.New(core), nil
 }
 
+// versionString is the version `sidekey version` and /_sidekey/status
+// show: the one stamped with -ldflags "-X main.version=…" (make build, the
+// Dockerfile), else the module version (go install …@v1.2.3), else "devel"
+// with the VCS revision Go recorded (go build in a git checkout).
 func versionString() string {
 	if version != "" {
 		return version
 	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "devel"
 	}
-	return "devel"
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	var rev, dirty string
+	for _, s := range bi.Settings {
+		switch {
+		case s.Key == "vcs.revision" && len(s.Value) >= 12:
+			rev = "+" + s.Value[:12]
+		case s.Key == "vcs.modified" && s.Value == "true":
+			dirty = "-dirty"
+		}
+	}
+	return "devel" + rev + dirty
 }
 
 // sortProblems orders problems by key, then message.
