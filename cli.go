@@ -101,8 +101,8 @@ func configFlag(fs *flag.FlagSet) *string {
 // run, so that check passes exactly the files serve starts with. Every
 // problem is reported at once, one per key, each naming its key: the
 // file's (unknown keys, unreadable files), config.Validate's, each
-// provider's (providers.Check, the one owner of what a provider requires)
-// and the files serve reads before it listens.
+// provider's (providers.Check, the one owner of what a provider requires),
+// the files serve reads before it listens and the store key's form.
 func loadConfig(path string) (*config.Config, error) {
 	if path == "" {
 		return nil, fmt.Errorf("%w: --config FILE (or SIDEKEY_CONFIG) is required", errUsage)
@@ -119,6 +119,7 @@ func loadConfig(path string) (*config.Config, error) {
 			problems = problems.Merge(providers.Check(name, t))
 		}
 	}
+	problems = problems.Merge(storeKeyProblems(cfg))
 	if len(problems) > 0 {
 		sortProblems(problems)
 		return nil, &problemsError{problems: problems}

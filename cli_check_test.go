@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -59,5 +61,30 @@ tenants:
 	serveErr := run(ctx, []string{"serve", "--config", path}, &stdout, &stderr)
 	if serveErr == nil || serveErr.Error() != checkErr.Error() {
 		t.Errorf("serve: %v\nwant the same problems as check:\n%v", serveErr, checkErr)
+	}
+}
+
+// TestCheckRefusesAStoreKeySidekeyCannotUse: a store key file in a form the
+// store refuses fails check as it would fail serve, naming the file and
+// never its content.
+func TestCheckRefusesAStoreKeySidekeyCannotUse(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "store-key"), []byte("passphrase-not-a-key-Zq\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "sidekey.yaml")
+	if err := os.WriteFile(path, []byte("storage: {type: file, path: data, key_file: store-key}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"check", "--config", path}, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "storage.key_file: key file "+filepath.Join(dir, "store-key")) {
+		t.Fatalf("check: %v; want the store key file named", err)
+	}
+	if strings.Contains(err.Error(), "passphrase-not-a-key") {
+		t.Errorf("the key file's content reached the error: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data")); err == nil {
+		t.Error("check created the store directory")
 	}
 }

@@ -16,7 +16,8 @@ import (
 // extract writes the rendered sidekey.yaml to dir/sidekey.yaml with every
 // *_file path under SecretDir moved to dir/secrets, and writes those files:
 // the rendered Secret's value when the manifests hold it, a placeholder
-// otherwise (an existingSecret lives outside the chart). Files under TLSDir
+// otherwise (an existingSecret lives outside the chart; a store key's
+// placeholder is 64 hex characters, a key's form). Files under TLSDir
 // (tls.cert_file and key_file, which check reads as serve does) move to
 // dir/tls and hold a placeholder certificate and its key. Files under
 // ClientCADir (tls.client_ca_file) move to dir/client-ca and hold a
@@ -67,7 +68,12 @@ func extract(docs []obj, dir string, stdout io.Writer) error {
 			return fmt.Errorf("chartcheck: %s is not a file of the secret volume %s", path, SecretDir)
 		}
 		content, ok := values[key]
-		if !ok {
+		switch {
+		case ok:
+		case path == str(cfg, "storage", "key_file"):
+			// sidekey check reads the store key's form, as serve does.
+			content = strings.Repeat("c1", 32)
+		default:
 			content = "ci-placeholder-" + key
 		}
 		if err := os.WriteFile(filepath.Join(secretDir, key), []byte(content), 0o600); err != nil {
