@@ -111,11 +111,16 @@ func loadConfig(path string) (*config.Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	badApps := map[string]bool{}
 	for _, name := range slices.Sorted(maps.Keys(cfg.Apps)) {
-		problems = problems.Merge(providers.CheckApp(name, cfg.Apps[name]))
+		ps := providers.CheckApp(name, cfg.Apps[name])
+		badApps[name] = len(ps) > 0
+		problems = problems.Merge(ps)
 	}
 	for _, name := range slices.Sorted(maps.Keys(cfg.Tenants)) {
-		if t := cfg.Tenants[name]; t == nil || t.App == "" || cfg.Apps[t.App] != nil {
+		// A tenant of an unknown app, or of an app without a known
+		// provider, has its one problem reported already.
+		if t := cfg.Tenants[name]; t == nil || t.App == "" || cfg.Apps[t.App] != nil && !badApps[t.App] {
 			problems = problems.Merge(providers.Check(name, t))
 		}
 	}

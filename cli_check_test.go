@@ -88,3 +88,24 @@ func TestCheckRefusesAStoreKeySidekeyCannotUse(t *testing.T) {
 		t.Error("check created the store directory")
 	}
 }
+
+// TestCheckNamesAnAppsProblemOnce: an app with a misspelled provider is one
+// problem at the app, not one more at every tenant using it.
+func TestCheckNamesAnAppsProblemOnce(t *testing.T) {
+	path := writeConfig(t, `
+storage: {type: memory}
+apps:
+  hippo: {provider: storehipo, client_id: a, client_secret: b, scopes: [read_products]}
+tenants:
+  acme: {app: hippo, store: acme}
+  beta: {app: ghost}
+`)
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"check", "--config", path}, &stdout, &stderr)
+	want := "invalid configuration:\n" +
+		`apps.hippo.provider: unknown provider "storehipo" (did you mean storehippo?)` + "\n" +
+		`tenants.beta.app: unknown app "ghost"`
+	if err == nil || err.Error() != want {
+		t.Errorf("check: %v\nwant:\n%s", err, want)
+	}
+}
