@@ -72,8 +72,8 @@ func (r *fileReader) certificates(key string, path *string) {
 // serveFiles checks the files serve reads before it listens, besides the
 // secrets readAll read: admin_token_file is readable and not empty, the
 // tls files hold a certificate chain and its key, tls.ca_root_file holds
-// certificates, storage.key_file is readable when it exists (a file store
-// generates a missing one). Paths are already resolved (readAll).
+// certificates, storage.key_file is readable (a file store may lack it: it
+// generates one). Paths are already resolved (readAll).
 func (r *fileReader) serveFiles(c *Config) {
 	if c.AdminTokenFile != "" {
 		r.read("admin_token_file", &c.AdminTokenFile) // the server reads it again
