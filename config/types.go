@@ -21,8 +21,10 @@ type Config struct {
 	AllowedHosts []string `yaml:"allowed_hosts"`
 	// Storage is where tokens are kept. Default: type file, path "sidekey-data".
 	Storage Storage `yaml:"storage"`
-	// Callers are the programs allowed to call the proxy when it does not
-	// listen on loopback. Keyed by caller name.
+	// Callers are the programs allowed to call the proxy, keyed by caller
+	// name. When any are configured they are enforced on every listener,
+	// loopback included; off loopback they are required (or
+	// allow_unauthenticated).
 	Callers map[string]*Caller `yaml:"callers"`
 	// CallerKeyHeader is the request header a caller presents its key in.
 	// Default "Proxy-Authorization", whose value must be "Bearer <key>"; in
@@ -48,6 +50,12 @@ type Config struct {
 	// ShutdownTimeout bounds the drain of in-flight requests on SIGTERM.
 	// Default 15s.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// DrainDelay is how long sidekey keeps serving after SIGTERM with
+	// /_sidekey/readyz answering 503, before it stops accepting
+	// connections and shutdown_timeout starts: time for a load balancer
+	// (a Kubernetes Service) to take it out of rotation. Default 0 (stop at
+	// once, for a local process); the Helm chart sets 5s.
+	DrainDelay Duration `yaml:"drain_delay"`
 	// Apps are platform client registrations (one client id and secret,
 	// scopes, endpoints) that many tenants share: config-file tenants name
 	// one with `app:`, and connections created at runtime (consent flow or
@@ -83,7 +91,9 @@ type TLS struct {
 	// set, the listener asks TLS clients for a certificate and verifies one
 	// that is presented against these CAs (a client without one may still
 	// present a caller key); callers with cert_subject are recognised by it.
-	// Read at start: changes on restart. Empty: no client certificates.
+	// The file's content is re-read when it changes (a rotated CA needs
+	// no restart); the setting itself changes on restart. Empty: no client
+	// certificates.
 	ClientCAFile string `yaml:"client_ca_file"`
 	// Email is the ACME account's contact (acme).
 	Email string `yaml:"email"`
@@ -97,7 +107,9 @@ type TLS struct {
 type Storage struct {
 	// Type is "file" (default), "memory" or "redis".
 	Type string `yaml:"type"`
-	// Path is the file store's directory. Default "sidekey-data".
+	// Path is the file store's directory. Default "sidekey-data". Relative
+	// paths (this one and every other path in the file) are relative to
+	// the config file's directory.
 	Path string `yaml:"path"`
 	// KeyFile holds the 32-byte key that seals every stored value. Default:
 	// {path}/key, generated with mode 0600 if absent (file store only).

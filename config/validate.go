@@ -108,6 +108,9 @@ func (c *Config) validateTuning(ps *Problems) {
 			ps.add(p.key, "must be positive")
 		}
 	}
+	if c.DrainDelay < 0 {
+		ps.add("drain_delay", "must not be negative")
+	}
 	if c.Engine.MaxActive <= 0 {
 		ps.add("engine.max_active", "must be positive")
 	}
@@ -296,9 +299,10 @@ func (c *Config) validateTLS(ps *Problems) {
 	}
 }
 
-// validateApps checks each app block: a name like a tenant's, a known
-// provider, and sane settings. Per-tenant requirements (store,
-// tenant_space, …) are checked on the tenants and connections using it.
+// validateApps checks each app block: a name like a tenant's and a
+// provider set. The provider's name and requirements are package
+// providers' to check (providers.CheckApp, and providers.Check on the
+// tenants and connections using the app).
 func (c *Config) validateApps(ps *Problems) {
 	for _, name := range slices.Sorted(maps.Keys(c.Apps)) {
 		a := c.Apps[name]
@@ -312,10 +316,6 @@ func (c *Config) validateApps(ps *Problems) {
 			ps.add(key, "empty app")
 		case a.App != "":
 			ps.add(key+".app", "an app cannot name another app")
-		case a.Provider == "":
-			ps.add(key+".provider", "required")
-		case requiredFields[a.Provider] == nil:
-			ps.addf(key+".provider", "unknown provider %q", a.Provider)
 		}
 	}
 }

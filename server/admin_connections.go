@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -182,7 +183,7 @@ func (s *Server) createConnection(w http.ResponseWriter, r *http.Request) {
 	t.engine.Close()
 	if t.spec.AuthCode != nil {
 		proxy.WriteError(w, http.StatusBadRequest, "consent_required", req.Tenant,
-			"app "+req.App+" connects through a consent: open "+s.connectURL(req.App)+"?tenant="+req.Tenant, 0)
+			"app "+req.App+" connects through a consent: open "+s.connectURL(req.App)+"?"+connectQuery(req.Tenant, req.Params), 0)
 		return
 	}
 	if _, err := s.readConnection(r.Context(), req.Tenant); err == nil {
@@ -203,4 +204,17 @@ func (s *Server) createConnection(w http.ResponseWriter, r *http.Request) {
 		Name: req.Tenant, Source: "connection", App: req.App, Params: &c.Params, Created: &c.Created,
 		Provider: t.spec.Provider, State: "connected",
 	})
+}
+
+// connectQuery is the query of /_sidekey/oauth/connect/{app} that starts
+// the consent for connection tenant with params: the inverse of
+// connParamsFrom, so the URL a createConnection hint prints works as is.
+func connectQuery(tenant string, p connParams) string {
+	q := url.Values{"tenant": {tenant}}
+	for key, value := range map[string]string{"store": p.Store, "tenant_space": p.TenantSpace, "shop_id": p.ShopID, "idp_key": p.IdpKey} {
+		if value != "" {
+			q.Set(key, value)
+		}
+	}
+	return q.Encode()
 }

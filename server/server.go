@@ -50,7 +50,7 @@ type Server struct {
 	metrics  *metrics
 	proxy    *proxy.Proxy
 	handler  http.Handler
-	loopback bool // the listener is loopback: callers and admins are trusted
+	loopback bool // the listener is loopback: admins are trusted, callers not required
 	client   *http.Client
 	store    store.Store
 	conns    *registry // connections: runtime tenants, LRU-bounded
@@ -210,10 +210,10 @@ func (s *Server) routes() http.Handler {
 			mux.ServeHTTP(w, r)
 			return
 		}
-		if !s.loopback {
-			if cs := s.live.Load().callers; cs != nil && !cs.admit(w, r, s.appOf) {
-				return
-			}
+		// Configured callers are enforced on every listener: loopback
+		// only means that none are required.
+		if cs := s.live.Load().callers; cs != nil && !cs.admit(w, r, s.appOf) {
+			return
 		}
 		s.proxy.ServeHTTP(w, r)
 	})
@@ -291,7 +291,8 @@ func (s *Server) Serve(ln net.Listener) error {
 }
 
 // Run listens on the configured address and serves until ctx is done, then
-// shuts down gracefully within the configured shutdown_timeout.
+// keeps serving for drain_delay with readyz answering 503, then shuts down
+// gracefully within the configured shutdown_timeout.
 func (s *Server) Run(ctx context.Context) error {
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
@@ -319,11 +320,25 @@ func (s *Server) RunListener(ctx context.Context, ln net.Listener) error {
 		return err
 	case <-ctx.Done():
 	}
+	s.drain()
 	sctx, cancel := context.WithTimeout(context.Background(), time.Duration(s.cfg.ShutdownTimeout))
 	defer cancel()
 	err = s.Shutdown(sctx)
 	<-errc
 	return err
+}
+
+// drain marks the server not ready and keeps serving for drain_delay, so
+// that a load balancer that polls readyz stops sending before the listener
+// closes.
+func (s *Server) drain() {
+	d := time.Duration(s.live.Load().cfg.DrainDelay)
+	if d <= 0 {
+		return
+	}
+	s.ready.Store(false)
+	s.log.Info("draining: readyz answers 503; still serving", zap.Duration("drain_delay", d))
+	time.Sleep(d) // a fixed delay is the contract: keep serving this long
 }
 
 // Shutdown marks the server not ready, stops accepting connections, waits
