@@ -74,6 +74,7 @@ func (s *Server) Reload(cfg *config.Config) error {
 		"tls":        !reflect.DeepEqual(cfg.TLS, prev.cfg.TLS),
 		// The proxy strips the caller key header it was built with.
 		"caller_key_header": cfg.CallerKeyHeader != prev.cfg.CallerKeyHeader,
+		"forward_proxy, local_ca, tenant listen/tls/intercept_hosts": legacyChanged(prev.cfg, cfg),
 	} {
 		if changed {
 			s.log.Warn("reload: this setting only changes on restart", zap.String("key", key))
