@@ -43,7 +43,7 @@ type legacyServer struct {
 // startLegacy runs a Server for cfg with a loopback listener opened for
 // each of keys; cfg keeps the addresses it names (so a test can make the
 // server believe a listener is not on loopback) unless they are empty.
-func startLegacy(t *testing.T, cfg *config.Config, log *zap.Logger, keys ...string) *legacyServer {
+func startLegacy(t testing.TB, cfg *config.Config, log *zap.Logger, keys ...string) *legacyServer {
 	t.Helper()
 	lns := map[string]net.Listener{}
 	addr := map[string]string{}
