@@ -150,6 +150,12 @@ func TestTenantTLSListenerServesTheWholePath(t *testing.T) {
 			t.Errorf("by %s: the API saw %q; want /v1/cart/42", host, got)
 		}
 	}
+	// No leaf for a name the listener was not configured with.
+	conn, err := tls.Dial("tcp", s.addr[server.TenantListenKey("simple")], &tls.Config{ServerName: interceptedHost, RootCAs: s.roots})
+	if err == nil {
+		conn.Close()
+		t.Errorf("a TLS handshake for %s on the tenant listener succeeded; want no certificate", interceptedHost)
+	}
 	// The path route still works beside it.
 	if got := get(t, s.base+"/simple/v1/cart/7"); got.status != 200 {
 		t.Errorf("path route: %d; want 200", got.status)
