@@ -203,7 +203,7 @@ func TestTunnelServesOnlyItsHost(t *testing.T) {
 		t.Error("TLS for evil.example inside a tunnel to " + interceptMe + " succeeded; want no certificate")
 	}
 	// A request naming another host inside a good tunnel is misdirected.
-	resp, conn, _ = rawConnect(t, f.addr, interceptMe+":443", "")
+	_, conn, _ = rawConnect(t, f.addr, interceptMe+":443", "")
 	tc = tls.Client(conn, &tls.Config{ServerName: interceptMe, RootCAs: f.roots})
 	fmt.Fprintf(tc, "GET /v1/x HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n")
 	resp, err := http.ReadResponse(bufio.NewReader(tc), nil)

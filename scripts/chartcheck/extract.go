@@ -38,8 +38,8 @@ func extract(docs []obj, dir string, stdout io.Writer) error {
 	files := map[string]bool{}
 	collectFiles(cfg, files)
 	for _, path := range slices.Sorted(maps.Keys(files)) {
-		if strings.HasPrefix(path, TLSDir+"/") {
-			continue // tls.cert_file and key_file: read by serve, not by check
+		if strings.HasPrefix(path, TLSDir+"/") || isLocalCAFile(path) {
+			continue // tls and local_ca cert_file and key_file: read by serve, not by check
 		}
 		if name, ok := strings.CutPrefix(path, ClientCADir+"/"); ok {
 			if err := writePlaceholderCA(caDir, name); err != nil {
