@@ -280,3 +280,95 @@ func TestLocalCAKeyNeverLeaks(t *testing.T) {
 		t.Error("the log does not say a CA was generated")
 	}
 }
+
+func TestLegacyListenersDrainOnShutdown(t *testing.T) {
+	sim := newSimpleStore(t, time.Hour)
+	s := startLegacy(t, legacyConfig(sim), nil, server.TenantListenKey("simple"), server.ForwardProxyKey)
+	tenantURL := "https://" + s.addr[server.TenantListenKey("simple")] + "/v1/cart/"
+	tenantClient := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: s.roots}}}
+	proxyClient := &http.Client{Transport: &http.Transport{
+		Proxy:           http.ProxyURL(&url.URL{Scheme: "http", Host: s.addr[server.ForwardProxyKey]}),
+		TLSClientConfig: &tls.Config{RootCAs: s.roots},
+	}}
+	decodeCart(t, mustGet(t, tenantClient, tenantURL+"1")) // warm: a token, a leaf
+	sim.SetAPILatency(300 * time.Millisecond)
+	type result struct {
+		via    string
+		status int
+		err    error
+	}
+	results := make(chan result, 2)
+	for via, call := range map[string]func() (*http.Response, error){
+		"tenant listener": func() (*http.Response, error) { return tenantClient.Get(tenantURL + "2") },
+		"forward proxy":   func() (*http.Response, error) { return proxyClient.Get("https://" + interceptedHost + "/v1/cart/3") },
+	} {
+		go func() {
+			resp, err := call()
+			if err != nil {
+				results <- result{via, 0, err}
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			results <- result{via, resp.StatusCode, nil}
+		}()
+	}
+	waitFor(t, "both requests to reach the API", func() bool { return sim.APIRequests() >= 3 })
+	if err := s.stop(); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	for range 2 {
+		if r := <-results; r.err != nil || r.status != 200 {
+			t.Errorf("in-flight request through the %s during shutdown: %d, %v; want 200", r.via, r.status, r.err)
+		}
+	}
+	for key, addr := range s.addr {
+		if conn, err := net.Dial("tcp", addr); err == nil {
+			conn.Close()
+			t.Errorf("%s still accepts connections after shutdown", key)
+		}
+	}
+}
+
+func TestTenantListenerThatCannotBindStopsTheStart(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	sim := newSimpleStore(t, time.Hour)
+	cfg := legacyConfig(sim)
+	cfg.Tenants["simple"].Listen = taken.Addr().String()
+	cfg.Listen, cfg.Storage = "127.0.0.1:0", config.Storage{Type: "file", Path: t.TempDir()}
+	cfg.ForwardProxy.Listen = "127.0.0.1:0"
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(server.Options{Config: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = srv.RunListener(context.Background(), ln)
+	if err == nil || !strings.Contains(err.Error(), "tenants.simple.listen") {
+		t.Fatalf("RunListener = %v; want an error naming tenants.simple.listen", err)
+	}
+	if conn, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+		conn.Close()
+		t.Error("the main listener is still open after a failed start")
+	}
+}
+
+// mustGet GETs url with client.
+func mustGet(t *testing.T, client *http.Client, url string) *http.Response {
+	t.Helper()
+	resp, err := client.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
