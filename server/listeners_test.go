@@ -372,3 +372,28 @@ func mustGet(t *testing.T, client *http.Client, url string) *http.Response {
 	}
 	return resp
 }
+
+func TestReloadLeavesLegacyListenersAsStarted(t *testing.T) {
+	sim := newSimpleStore(t, time.Hour)
+	var logs bytes.Buffer
+	var logMu sync.Mutex
+	cfg := legacyConfig(sim)
+	s := startLegacy(t, cfg, zap.New(zapCore(&logs, &logMu)), server.TenantListenKey("simple"), server.ForwardProxyKey)
+	next := legacyConfig(sim)
+	next.Listen, next.PublicURL, next.Storage = cfg.Listen, cfg.PublicURL, cfg.Storage
+	next.Tenants["simple"].Listen = "127.0.0.1:1" // moved: takes a restart
+	next.Tenants["simple"].InterceptHosts = []string{"api.other.example"}
+	next.ForwardProxy.Listen = cfg.ForwardProxy.Listen
+	next.SetDefaults()
+	if err := s.srv.Reload(next); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	logMu.Lock()
+	logged := logs.String()
+	logMu.Unlock()
+	if !strings.Contains(logged, "tenant listen/tls/intercept_hosts") || !strings.Contains(logged, "only changes on restart") {
+		t.Errorf("the reload did not say the listeners change on restart; log:\n%s", logged)
+	}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: s.roots}}}
+	decodeCart(t, mustGet(t, client, "https://"+s.addr[server.TenantListenKey("simple")]+"/v1/cart/5"))
+}
