@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -115,7 +116,7 @@ func (s *Server) startLegacy(opened map[string]net.Listener) error {
 			Certificate: func(host string) func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 				return s.ca.GetCertificate(host)
 			},
-			Admit:  s.admitTenant,
+			Admit:  s.admitProxyCaller,
 			Logger: s.log.Named("forward_proxy"),
 		})
 		// The Host/cross-site guard (server/guard.go) does not wrap the
@@ -207,6 +208,21 @@ func (s *Server) admitTenant(w http.ResponseWriter, r *http.Request, tenant stri
 	u.Path, u.RawPath = "/"+tenant+"/", ""
 	routed.URL = &u
 	return cs.admit(w, &routed, s.appOf)
+}
+
+// admitProxyCaller is admitTenant for the forward proxy, whose clients
+// can send a key only as Proxy-Authorization (from the proxy URL): with
+// another caller_key_header, a key there counts as if sent in that header.
+func (s *Server) admitProxyCaller(w http.ResponseWriter, r *http.Request, tenant string) bool {
+	cs := s.live.Load().callers
+	if cs == nil {
+		return true
+	}
+	if key, ok := strings.CutPrefix(r.Header.Get("Proxy-Authorization"), "Bearer "); ok && !cs.bearer && r.Header.Get(cs.header) == "" {
+		r = r.Clone(r.Context())
+		r.Header.Set(cs.header, key)
+	}
+	return s.admitTenant(w, r, tenant)
 }
 
 // interceptedHosts maps every intercepted host to its tenant.

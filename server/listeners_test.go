@@ -220,6 +220,24 @@ func TestForwardProxyOffLoopbackNeedsACallerKey(t *testing.T) {
 	}
 }
 
+func TestForwardProxyKeyWithACustomCallerKeyHeader(t *testing.T) {
+	sim := newSimpleStore(t, time.Hour)
+	cfg := legacyConfig(sim)
+	const key = "cron-key-2f9a"
+	cfg.CallerKeyHeader = "X-Sidekey-Key"
+	cfg.Callers = map[string]*config.Caller{"cron": {KeySHA256: sha256Hex(key), Tenants: []string{"simple"}}}
+	cfg.Tenants["simple"].TLS, cfg.Tenants["simple"].Listen = "", ""
+	s := startLegacy(t, cfg, nil, server.ForwardProxyKey)
+	client := &http.Client{Transport: &http.Transport{
+		Proxy:           http.ProxyURL(&url.URL{Scheme: "http", Host: s.addr[server.ForwardProxyKey], User: url.UserPassword("cron", key)}),
+		TLSClientConfig: &tls.Config{RootCAs: s.roots},
+	}}
+	decodeCart(t, mustGet(t, client, "https://"+interceptedHost+"/v1/cart/9"))
+	if got := sim.LastAPIRequest().Header.Get("Proxy-Authorization"); got != "" {
+		t.Errorf("the API received Proxy-Authorization %q", got)
+	}
+}
+
 func TestLocalCAKeyNeverLeaks(t *testing.T) {
 	sim := newSimpleStore(t, time.Hour)
 	var logs bytes.Buffer
