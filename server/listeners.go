@@ -182,8 +182,15 @@ func (s *Server) legacyServer(h http.Handler) *http.Server {
 // tenantListener serves every request on tenant's own listener as that
 // tenant, whole path, after the caller check.
 //
-// The lead wires the Host/cross-site guard (server/guard.go) here: wrap
-// the returned handler with it, allowing the listener's own names.
+// Merge point for the Host/cross-site guard (server/guard.go, on main):
+// startLegacy should serve
+//
+//	refuseAmbiguousFraming(Guard(GuardOptions{Loopback: config.IsLoopback(t.Listen),
+//		AllowedHosts: s.cfg.AllowedHosts})(s.tenantListener(name)))
+//
+// (loopback Host names — 127.0.0.1, localhost — are what tenant listener
+// clients send; the forward proxy is not guarded: its requests name the
+// intercepted hosts, and browsers never use it unless configured to).
 func (s *Server) tenantListener(tenant string) http.Handler {
 	h := s.proxy.ForTenant(tenant)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
