@@ -60,17 +60,16 @@ func (s *Server) openLocalCA() error {
 	return nil
 }
 
-// startLegacy binds (or takes from opened) and serves every tenant
-// listener and the forward proxy. On error nothing is left running.
+// startLegacy binds (or takes from opened) every tenant listener and the
+// forward proxy, then serves them all. When one cannot bind, none is
+// served and every listener is closed.
 func (s *Server) startLegacy(opened map[string]net.Listener) error {
 	l := &legacy{}
 	var lns []net.Listener
+	var handlers []http.Handler // served on lns, index for index
 	fail := func(err error) error {
 		for _, ln := range lns {
 			_ = ln.Close()
-		}
-		if l.fwd != nil {
-			_ = l.fwd.Shutdown(context.Background())
 		}
 		return err
 	}
@@ -93,7 +92,6 @@ func (s *Server) startLegacy(opened map[string]net.Listener) error {
 		if err != nil {
 			return fail(err)
 		}
-		lns = append(lns, ln)
 		if t.TLS == config.TLSLocal {
 			ln = tls.NewListener(ln, &tls.Config{
 				MinVersion:     tls.VersionTLS12,
@@ -101,7 +99,7 @@ func (s *Server) startLegacy(opened map[string]net.Listener) error {
 				GetCertificate: s.ca.GetCertificate(listenerNames(t.Listen)...),
 			})
 		}
-		l.add(s.legacyServer(s.tenantListener(name)), ln)
+		lns, handlers = append(lns, ln), append(handlers, s.tenantListener(name))
 		s.log.Info("tenant listener", zap.String("tenant", name), zap.String("addr", ln.Addr().String()), zap.Bool("tls", t.TLS == config.TLSLocal))
 	}
 	if fp := s.cfg.ForwardProxy; fp != nil {
@@ -109,7 +107,6 @@ func (s *Server) startLegacy(opened map[string]net.Listener) error {
 		if err != nil {
 			return fail(err)
 		}
-		lns = append(lns, ln)
 		l.fwd = forwardproxy.New(forwardproxy.Options{
 			Hosts: interceptedHosts(s.cfg),
 			Serve: s.proxy.ForTenant,
@@ -121,8 +118,11 @@ func (s *Server) startLegacy(opened map[string]net.Listener) error {
 		})
 		// The Host/cross-site guard (server/guard.go) does not wrap the
 		// forward proxy: its requests name the intercepted hosts.
-		l.add(s.legacyServer(l.fwd), ln)
+		lns, handlers = append(lns, ln), append(handlers, l.fwd)
 		s.log.Info("forward proxy", zap.String("addr", ln.Addr().String()), zap.Int("intercepted_hosts", len(interceptedHosts(s.cfg))))
+	}
+	for i, ln := range lns {
+		l.add(s.legacyServer(handlers[i]), ln)
 	}
 	s.legacy.Store(l)
 	return nil
