@@ -35,6 +35,7 @@ Usage:
   sidekey disconnect TENANT --config FILE  revoke (where possible) and forget TENANT's token
   sidekey tenants list|show T|delete T --config FILE  tenants and connections, via the admin API
   sidekey healthcheck [--url URL] exit 0 when sidekey answers 200 (for exec probes)
+  sidekey ca      --config FILE   print the local CA certificate (PEM) for apps to trust
   sidekey version                 print the version
 `
 
@@ -80,6 +81,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return tenantsCmd(ctx, args, stdout, stderr)
 	case "healthcheck":
 		return healthcheckCmd(ctx, args, stdout, stderr)
+	case "ca":
+		return caCmd(ctx, args, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "sidekey", versionString())
 		return nil

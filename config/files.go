@@ -186,6 +186,8 @@ func (r *fileReader) readAll(c *Config) {
 	c.TLS.KeyFile = r.resolve(c.TLS.KeyFile)
 	r.checkMode("tls.key_file", c.TLS.KeyFile)
 	c.TLS.CARootFile = r.resolve(c.TLS.CARootFile)
+	c.LocalCA.CertFile = r.resolve(c.LocalCA.CertFile)
+	c.LocalCA.KeyFile = r.resolve(c.LocalCA.KeyFile)
 	r.certificates("tls.client_ca_file", &c.TLS.ClientCAFile)
 	r.secret("storage.redis", "password", &c.Storage.Redis.Password, &c.Storage.Redis.PasswordFile)
 

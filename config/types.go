@@ -69,6 +69,13 @@ type Config struct {
 	// Warnings are what Parse found suspicious but not wrong (a secret file
 	// others may read); the caller logs them. Never read from YAML.
 	Warnings []Warning `yaml:"-"`
+	// ForwardProxy is the HTTPS_PROXY listener for legacy apps (see
+	// listeners.go). Nil: none.
+	ForwardProxy *ForwardProxy `yaml:"forward_proxy"`
+	// LocalCA is the CA that issues the certificates of tls: local tenant
+	// listeners and of the forward proxy. Zero: generated on first use and
+	// kept sealed in the token store.
+	LocalCA LocalCA `yaml:"local_ca"`
 }
 
 // TLS configures HTTPS on the listener.
@@ -267,6 +274,17 @@ type Tenant struct {
 	// RefreshBefore starts a refresh this long before expiry. Zero: once half
 	// the token's lifetime has passed.
 	RefreshBefore Duration `yaml:"refresh_before"`
+	// Listen gives the tenant a listener of its own ("127.0.0.1:9001")
+	// where every path goes to this tenant, with no /{tenant} prefix, for
+	// clients that take a host but no path prefix. Empty: none.
+	Listen string `yaml:"listen"`
+	// TLS is "local" to serve Listen over HTTPS with a certificate from the
+	// local CA, or "off" (default: plain HTTP).
+	TLS string `yaml:"tls"`
+	// InterceptHosts are host names (such as api.simplestore.io) that the
+	// forward proxy answers as this tenant: an app using it as HTTPS_PROXY
+	// reaches this tenant's api_url when it calls https://{host}/…
+	InterceptHosts []string `yaml:"intercept_hosts"`
 	// RefreshTokenLifetime is how long a consent's refresh token lives, for
 	// platforms that set it per client without saying so in their answers
 	// (SCAYLE). Counted from the consent; a rotated refresh token keeps the

@@ -77,6 +77,7 @@ func (s *Server) Reload(cfg *config.Config) error {
 		"caller_key_header": cfg.CallerKeyHeader != prev.cfg.CallerKeyHeader,
 		// The Guard serves the Host names it was built with.
 		"allowed_hosts": !slices.Equal(cfg.AllowedHosts, prev.cfg.AllowedHosts),
+		"forward_proxy, local_ca, tenant listen/tls/intercept_hosts": legacyChanged(prev.cfg, cfg),
 	} {
 		if changed {
 			s.log.Warn("reload: this setting only changes on restart", zap.String("key", key))

@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sidekey/sidekey/config"
+	"github.com/sidekey/sidekey/localca"
 	"github.com/sidekey/sidekey/providers"
 	"github.com/sidekey/sidekey/proxy"
 	"github.com/sidekey/sidekey/store"
@@ -39,6 +40,10 @@ type Options struct {
 	Store store.Store
 	// Now is the clock. Nil: time.Now.
 	Now func() time.Time
+	// Listeners are listeners the caller opened for the tenant listeners
+	// and the forward proxy, by config key (TenantListenKey,
+	// ForwardProxyKey); Run opens the others. Nil: Run opens them all.
+	Listeners map[string]net.Listener
 }
 
 // Server is a running sidekey instance. Create it with New, serve with
@@ -62,6 +67,10 @@ type Server struct {
 
 	live     atomic.Pointer[live] // what a reload replaces
 	reloadMu sync.Mutex           // serialises Reload
+
+	ca     *localca.CA             // the local CA; nil when no listener needs it
+	opened map[string]net.Listener // Options.Listeners
+	legacy atomic.Pointer[legacy]  // tenant listeners and forward proxy, once started
 
 	ready        atomic.Bool
 	http         *http.Server
@@ -87,6 +96,7 @@ func New(opts Options) (*Server, error) {
 		loopback: config.IsLoopback(cfg.Listen),
 		store:    opts.Store,
 		now:      opts.Now,
+		opened:   opts.Listeners,
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -110,6 +120,10 @@ func New(opts Options) (*Server, error) {
 			return nil, err
 		}
 		s.ownStore = true
+	}
+	if err := s.openLocalCA(); err != nil {
+		s.closeStore()
+		return nil, err
 	}
 	s.metrics = newMetrics(s.statusMap)
 	s.conns = newRegistry(s, cfg.Engine.MaxActive)
@@ -304,6 +318,9 @@ func (s *Server) Run(ctx context.Context) error {
 // RunListener is Run on a listener the caller opened.
 func (s *Server) RunListener(ctx context.Context, ln net.Listener) error {
 	ln, err := s.wrapTLS(ctx, ln)
+	if err == nil {
+		err = s.startLegacy(s.opened)
+	}
 	if err != nil {
 		_ = ln.Close()
 		s.stop(ctx)
@@ -364,6 +381,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // answered with a rotated refresh token must reach the store — and then
 // closes the store.
 func (s *Server) stop(ctx context.Context) {
+	if err := s.legacy.Load().shutdown(ctx); err != nil {
+		s.log.Warn("shutdown: draining the tenant listeners and the forward proxy", zap.Error(err))
+	}
 	s.stopBackground()
 	engines := s.conns.closeAll()
 	for _, t := range s.live.Load().tenants {

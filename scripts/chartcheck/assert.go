@@ -42,6 +42,7 @@ func assertScenario(scenario string, docs []obj) []string {
 	checkSecurity(c, r)
 	checkSecretsStayInSecrets(c, r)
 	checkSecretFiles(c, r)
+	checkLocalCA(c, r)
 	if scenario == "sidecar" {
 		checkSidecar(c, r)
 		return c.failures
@@ -152,8 +153,8 @@ func checkSecretFiles(c *checker, r *rendered) {
 		}
 	}
 	for _, f := range slices.Sorted(maps.Keys(files)) {
-		if strings.HasPrefix(f, TLSDir+"/") || strings.HasPrefix(f, ClientCADir+"/") {
-			continue // checkTLS, checkClientCA: their own Secrets
+		if strings.HasPrefix(f, TLSDir+"/") || strings.HasPrefix(f, ClientCADir+"/") || isLocalCAFile(f) {
+			continue // checkTLS, checkClientCA, checkLocalCA: their own Secrets
 		}
 		key, ok := strings.CutPrefix(f, SecretDir+"/")
 		c.check(ok, "%s is outside %s", f, SecretDir)

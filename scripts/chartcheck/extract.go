@@ -53,8 +53,8 @@ func extract(docs []obj, dir string, stdout io.Writer) error {
 		fmt.Fprintln(stdout, "  tls certificate and key (placeholder)")
 	}
 	for _, path := range slices.Sorted(maps.Keys(files)) {
-		if strings.HasPrefix(path, TLSDir+"/") {
-			continue // written above
+		if strings.HasPrefix(path, TLSDir+"/") || isLocalCAFile(path) {
+			continue // tls: written above; local_ca cert_file and key_file: read by serve, not by check
 		}
 		if name, ok := strings.CutPrefix(path, ClientCADir+"/"); ok {
 			if err := writePlaceholderCA(caDir, name); err != nil {
