@@ -415,3 +415,50 @@ func TestReloadLeavesLegacyListenersAsStarted(t *testing.T) {
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: s.roots}}}
 	decodeCart(t, mustGet(t, client, "https://"+s.addr[server.TenantListenKey("simple")]+"/v1/cart/5"))
 }
+
+// TestTenantListenerRefusesWebPages: a loopback tenant listener is guarded
+// like the main one: a rebound Host name gets 421 and a cross-site request
+// 403, and neither reaches the API.
+func TestTenantListenerRefusesWebPages(t *testing.T) {
+	sim := newSimpleStore(t, time.Hour)
+	s := startLegacy(t, legacyConfig(sim), nil, server.TenantListenKey("simple"), server.ForwardProxyKey)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: s.roots}}}
+	base := "https://" + s.addr[server.TenantListenKey("simple")]
+	if resp := mustGet(t, client, base+"/v1/cart/1"); resp.StatusCode != 200 {
+		t.Fatalf("warm-up: %d; want 200", resp.StatusCode)
+	}
+	before := sim.APIRequests()
+	for _, tc := range []struct {
+		name   string
+		header map[string]string
+		host   string
+		want   int
+		code   string
+	}{
+		{"rebound host", nil, "attacker.example", http.StatusMisdirectedRequest, "host_not_allowed"},
+		{"cross-site fetch", map[string]string{"Sec-Fetch-Site": "cross-site", "Origin": "https://attacker.example"}, "", http.StatusForbidden, "cross_site_refused"},
+	} {
+		req, err := http.NewRequest("POST", base+"/v1/echo/orders", strings.NewReader("x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "text/plain")
+		for k, v := range tc.header {
+			req.Header.Set(k, v)
+		}
+		if tc.host != "" {
+			req.Host = tc.host
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want || resp.Header.Get("X-Sidekey-Error") != tc.code {
+			t.Errorf("%s: %d %q; want %d %q", tc.name, resp.StatusCode, resp.Header.Get("X-Sidekey-Error"), tc.want, tc.code)
+		}
+	}
+	if got := sim.APIRequests(); got != before {
+		t.Errorf("the API got %d requests from refused callers; want 0", got-before)
+	}
+}
