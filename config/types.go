@@ -43,6 +43,8 @@ type Config struct {
 	// ShutdownTimeout bounds the drain of in-flight requests on SIGTERM.
 	// Default 15s.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// Notify sends operator events to webhooks. Default: none.
+	Notify Notify `yaml:"notify"`
 	// Apps are platform client registrations (one client id and secret,
 	// scopes, endpoints) that many tenants share: config-file tenants name
 	// one with `app:`, and connections created at runtime (consent flow or
@@ -53,6 +55,27 @@ type Config struct {
 	// ([a-z0-9][a-z0-9._-]*). The name is the first path segment of a
 	// proxied request.
 	Tenants map[string]*Tenant `yaml:"tenants"`
+}
+
+// Notify configures operator notifications.
+type Notify struct {
+	// Webhooks receive signed events (Standard Webhooks). Empty: none.
+	Webhooks []Webhook `yaml:"webhooks"`
+}
+
+// Webhook is one receiver of operator events.
+type Webhook struct {
+	// URL receives a POST per event: https, or http to a loopback host.
+	URL string `yaml:"url"`
+	// Secret signs the events: "whsec_" and the base64 of 24 to 64 random
+	// bytes. Prefer SecretFile.
+	Secret Secret `yaml:"secret"`
+	// SecretFile is read into Secret.
+	SecretFile string `yaml:"secret_file"`
+	// Events are the event types sent (tenant.consent_required,
+	// tenant.consent_needed_soon, tenant.connected, tenant.disconnected,
+	// tenant.refresh_failing). Empty: all of them.
+	Events []string `yaml:"events"`
 }
 
 // TLS configures HTTPS on the listener.

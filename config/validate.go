@@ -24,6 +24,7 @@ func (c *Config) Validate() error {
 	c.validateCallers(&ps)
 	c.validateCallerKeyHeader(&ps)
 	c.validateApps(&ps)
+	c.validateNotify(&ps)
 	for _, name := range slices.Sorted(maps.Keys(c.Tenants)) {
 		t := c.Tenants[name]
 		if t != nil && t.App != "" && c.Apps[t.App] == nil {
