@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests need when they are missing:
 # redis-server (the Redis store tests start their own on a free loopback
-# port) and file (the Docker build check). Without root it says what is
+# port), file (the Docker build check) and chromium (the console is tested
+# in headless Chromium). Without root it says what is
 # missing and fails, so no test is ever skipped for want of a tool.
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v file >/dev/null || need+=(file)
+command -v chromium >/dev/null || need+=(chromium)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   echo "missing: ${need[*]} — install them (apt-get install ${need[*]}) or run make test as root" >&2

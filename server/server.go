@@ -192,6 +192,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /_sidekey/admin/connections/{tenant}", s.adminOnly(http.HandlerFunc(s.showConnection)))
 	mux.Handle("GET /_sidekey/admin/connections", s.adminOnly(http.HandlerFunc(s.listConnections)))
 	mux.Handle("POST /_sidekey/admin/connections", s.adminOnly(http.HandlerFunc(s.createConnection)))
+	s.consoleRoutes(mux)
 	mux.HandleFunc("/_sidekey/", func(w http.ResponseWriter, r *http.Request) {
 		proxy.WriteError(w, http.StatusNotFound, "not_found", "", "no such sidekey endpoint", 0)
 	})
