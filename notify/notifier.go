@@ -89,9 +89,10 @@ type Notifier struct {
 	timers   sync.WaitGroup // rechecks scheduled for claims held elsewhere
 	closed   atomic.Bool
 
-	mu          sync.Mutex // guards lastError, lastErrorAt
+	mu          sync.Mutex // guards lastError, lastErrorAt, rechecks
 	lastError   string
 	lastErrorAt time.Time
+	rechecks    map[string]bool // tenants with a recheck waiting
 }
 
 // New starts a Notifier: one goroutine claims events, one per endpoint
@@ -106,6 +107,7 @@ func New(opts Options) *Notifier {
 		backoff:  opts.Backoff,
 		maxWait:  opts.MaxBackoff,
 		metrics:  newMetrics(opts.Registerer),
+		rechecks: map[string]bool{},
 	}
 	if n.log == nil {
 		n.log = zap.NewNop()
@@ -273,8 +275,17 @@ func (n *Notifier) dispatch(q queued) {
 }
 
 // recheck looks at e again once another replica's claim on it has run out,
-// in case that replica died before sending it.
+// in case that replica died before sending it. One recheck per tenant waits
+// at a time.
 func (n *Notifier) recheck(e *Event, wait time.Duration) {
+	tenant := e.Data.Tenant
+	n.mu.Lock()
+	if n.rechecks[tenant] {
+		n.mu.Unlock()
+		return
+	}
+	n.rechecks[tenant] = true
+	n.mu.Unlock()
 	n.timers.Go(func() {
 		t := time.NewTimer(wait + time.Second)
 		defer t.Stop()
@@ -283,6 +294,9 @@ func (n *Notifier) recheck(e *Event, wait time.Duration) {
 		case <-t.C:
 			n.enqueueClaim(queued{e: e, takeover: true})
 		}
+		n.mu.Lock()
+		delete(n.rechecks, tenant)
+		n.mu.Unlock()
 	})
 }
 

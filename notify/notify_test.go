@@ -396,3 +396,39 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name, result string) f
 	t.Fatalf("no %s{result=%q}", name, result)
 	return 0
 }
+
+// TestFullQueueDropsAndCounts: a receiver that hangs fills the bounded
+// queues; further events are dropped and counted, never blocking Publish.
+func TestFullQueueDropsAndCounts(t *testing.T) {
+	release := make(chan struct{})
+	var mu sync.Mutex
+	got := 0
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		<-release
+		mu.Lock()
+		got++
+		mu.Unlock()
+	}))
+	defer hang.Close()
+	var once sync.Once
+	open := func() { once.Do(func() { close(release) }) }
+	defer open()
+	opts := fastOptions(hang.URL, nil)
+	opts.QueueSize = 1
+	n := start(t, opts)
+	const events = 20
+	for i := range events {
+		n.Publish(event(strings.Repeat("t", i+1), notify.ConsentRequired))
+	}
+	waitFor(t, "a dropped event", func() bool { return n.Status().Events["dropped"] > 0 })
+	dropped := n.Status().Events["dropped"]
+	open() // the receiver recovers
+	waitFor(t, "every queued event", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return uint64(got)+n.Status().Events["dropped"] == events
+	})
+	if n.Status().Events["dropped"] != dropped {
+		t.Errorf("dropped %d after the receiver recovered; want the %d dropped while it hung", n.Status().Events["dropped"], dropped)
+	}
+}

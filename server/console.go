@@ -213,8 +213,13 @@ func (s *Server) attentionRows(now time.Time) ([]consoleRow, bool) {
 		if !needsAttention(st) {
 			continue
 		}
-		v := &connectionView{Name: name, Provider: st.Provider, State: stateOf(st), Status: st}
-		if t, ok := s.tenantNamed(name); ok && t.conf != nil {
+		v := &connectionView{Name: name, Source: "config", Provider: st.Provider, State: stateOf(st), Status: st}
+		t, ok := s.live.Load().tenants[name]
+		if !ok {
+			v.Source = "connection"
+			t, ok = s.conns.loaded.Peek(name) // Peek: showing a tenant does not make it recent
+		}
+		if ok && t.conf != nil {
 			v.App = t.conf.App
 		}
 		rows = append(rows, s.consoleRow(v, now))

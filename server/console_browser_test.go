@@ -2,10 +2,15 @@ package server_test
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -115,8 +120,9 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("scayle after consent: %d %s", got.status, got.body)
 	}
 
+	front := sameOriginGuard(t, r.base)
 	ctx := browser(t)
-	console := r.base + "/_sidekey/"
+	console := front.url + "/_sidekey/"
 	steps(t, ctx, "opening the console", chromedp.Navigate(console), chromedp.WaitVisible(chromedp.CSS("#tenants")))
 
 	// Every tenant, with the state the admin API gives it.
@@ -204,4 +210,54 @@ func TestConsoleInBrowser(t *testing.T) {
 	if got := get(t, r.base+"/_sidekey/admin/connections/branch-7"); got.status != 404 {
 		t.Errorf("branch-7 after Disconnect: %d; want 404", got.status)
 	}
+	if got := front.unsafeRequests(); len(got) != 1 || got[0] != "DELETE /_sidekey/admin/connections/branch-7 same-origin" {
+		t.Errorf("state-changing requests through the guard: %q; want the one same-origin DELETE", got)
+	}
+}
+
+// guard is a front for sidekey that, like a cross-site guard, refuses a
+// state-changing request unless the browser marked it same-origin
+// (Sec-Fetch-Site: same-origin, and Origin equal to the page's origin).
+type guard struct {
+	url string
+
+	mu     sync.Mutex // guards unsafe
+	unsafe []string   // "METHOD path verdict" of each non-GET request
+}
+
+// sameOriginGuard starts a guard in front of base.
+func sameOriginGuard(t *testing.T, base string) *guard {
+	t.Helper()
+	target, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &guard{}
+	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(target); pr.Out.Host = pr.In.Host }}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			verdict := "same-origin"
+			if r.Header.Get("Sec-Fetch-Site") != "same-origin" || r.Header.Get("Origin") != "http://"+r.Host {
+				verdict = "refused"
+			}
+			g.mu.Lock()
+			g.unsafe = append(g.unsafe, r.Method+" "+r.URL.Path+" "+verdict)
+			g.mu.Unlock()
+			if verdict == "refused" {
+				http.Error(w, "cross_site_refused", http.StatusForbidden)
+				return
+			}
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	g.url = srv.URL
+	return g
+}
+
+// unsafeRequests returns the non-GET requests the guard saw.
+func (g *guard) unsafeRequests() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]string(nil), g.unsafe...)
 }
