@@ -25,8 +25,9 @@ const coalesceIntervals = 6
 // stateWatch remembers the event type each tenant was last reported in,
 // so that only changes are published.
 type stateWatch struct {
-	mu   sync.Mutex        // guards seen
-	seen map[string]string // tenant → event type last published
+	mu      sync.Mutex        // guards seen, failing
+	seen    map[string]string // tenant → event type last published
+	failing map[string]bool   // tenants seen failing once: published if it lasts
 }
 
 // newNotifier builds the webhook notifier from notify.webhooks, or returns
@@ -44,7 +45,7 @@ func (s *Server) newNotifier(interval time.Duration) (*notify.Notifier, error) {
 		}
 		endpoints = append(endpoints, notify.Endpoint{URL: h.URL, Key: key, Events: h.Events})
 	}
-	s.states = &stateWatch{seen: map[string]string{}}
+	s.states = &stateWatch{seen: map[string]string{}, failing: map[string]bool{}}
 	s.notifyEvery = interval
 	if s.notifyEvery <= 0 {
 		s.notifyEvery = defaultNotifyInterval
@@ -76,7 +77,8 @@ func (s *Server) watchStates(ctx context.Context) {
 }
 
 // publishChanges compares every loaded tenant's status with what was last
-// published for it.
+// published for it. A tenant failing to fetch tokens is published once it
+// has been seen failing at two comparisons in a row.
 func (s *Server) publishChanges() {
 	current := s.statusMap()
 	s.states.mu.Lock()
@@ -84,11 +86,21 @@ func (s *Server) publishChanges() {
 	for name := range s.states.seen {
 		if _, ok := current[name]; !ok {
 			delete(s.states.seen, name) // unloaded; the fleet record remembers it
+			delete(s.states.failing, name)
 		}
 	}
 	for name, st := range current {
 		typ := eventFor(st)
+		if typ != notify.RefreshFailing {
+			delete(s.states.failing, name)
+		}
 		if typ == "" || s.states.seen[name] == typ {
+			continue
+		}
+		if typ == notify.RefreshFailing && !s.states.failing[name] {
+			// One failed fetch is retried at once; a failure still there
+			// at the next comparison is news.
+			s.states.failing[name] = true
 			continue
 		}
 		s.states.seen[name] = typ

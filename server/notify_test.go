@@ -216,3 +216,27 @@ func TestWebhooksFromTwoReplicasArriveOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestWebhookRefreshFailingNamesTheErrorNotTheSecret: a tenant whose
+// client secret the platform rejects is announced as refresh_failing, with
+// the platform's error code and without the secret.
+func TestWebhookRefreshFailingNamesTheErrorNotTheSecret(t *testing.T) {
+	sim := newSimpleStore(t, time.Hour)
+	hooks := newHookReceiver(t)
+	const wrong = "wrong-secret-do-not-leak-77"
+	r := startNotifying(t, &config.Config{
+		Notify:  config.Notify{Webhooks: []config.Webhook{{URL: hooks.url, Secret: webhookSecret, Events: []string{"tenant.refresh_failing"}}}},
+		Tenants: map[string]*config.Tenant{"eu-simple": simpleTenant(sim, wrong)},
+	})
+	if got := get(t, r.base+"/eu-simple/v1/cart/1"); got.status != http.StatusServiceUnavailable {
+		t.Fatalf("with a rejected secret: %d %s", got.status, got.body)
+	}
+	waitFor(t, "the refresh_failing event", func() bool { return len(hooks.of("eu-simple", "tenant.refresh_failing")) == 1 })
+	e := hooks.of("eu-simple", "tenant.refresh_failing")[0]
+	if !strings.Contains(e.Raw, "invalid_client") || e.State != "error" {
+		t.Errorf("event %s: want state error and the platform's invalid_client", e.Raw)
+	}
+	if strings.Contains(e.Raw, wrong) || strings.Contains(e.Raw, clientSecret) {
+		t.Errorf("the event carries a secret: %s", e.Raw)
+	}
+}
