@@ -190,6 +190,7 @@ func (r *fileReader) readAll(c *Config) {
 	c.LocalCA.KeyFile = r.resolve(c.LocalCA.KeyFile)
 	r.certificates("tls.client_ca_file", &c.TLS.ClientCAFile)
 	r.secret("storage.redis", "password", &c.Storage.Redis.Password, &c.Storage.Redis.PasswordFile)
+	r.webhookSecrets(c)
 
 	for section, blocks := range map[string]map[string]*Tenant{"apps": c.Apps, "tenants": c.Tenants} {
 		for _, name := range slices.Sorted(maps.Keys(blocks)) {

@@ -56,6 +56,8 @@ type Config struct {
 	// (a Kubernetes Service) to take it out of rotation. Default 0 (stop at
 	// once, for a local process); the Helm chart sets 5s.
 	DrainDelay Duration `yaml:"drain_delay"`
+	// Notify sends operator events to webhooks. Default: none.
+	Notify Notify `yaml:"notify"`
 	// Apps are platform client registrations (one client id and secret,
 	// scopes, endpoints) that many tenants share: config-file tenants name
 	// one with `app:`, and connections created at runtime (consent flow or
@@ -76,6 +78,27 @@ type Config struct {
 	// listeners and of the forward proxy. Zero: generated on first use and
 	// kept sealed in the token store.
 	LocalCA LocalCA `yaml:"local_ca"`
+}
+
+// Notify configures operator notifications.
+type Notify struct {
+	// Webhooks receive signed events (Standard Webhooks). Empty: none.
+	Webhooks []Webhook `yaml:"webhooks"`
+}
+
+// Webhook is one receiver of operator events.
+type Webhook struct {
+	// URL receives a POST per event: https, or http to a loopback host.
+	URL string `yaml:"url"`
+	// Secret signs the events: "whsec_" and the base64 of 24 to 64 random
+	// bytes. Prefer SecretFile.
+	Secret Secret `yaml:"secret"`
+	// SecretFile is read into Secret.
+	SecretFile string `yaml:"secret_file"`
+	// Events are the event types sent (tenant.consent_required,
+	// tenant.consent_needed_soon, tenant.connected, tenant.disconnected,
+	// tenant.refresh_failing). Empty: all of them.
+	Events []string `yaml:"events"`
 }
 
 // TLS configures HTTPS on the listener.

@@ -25,6 +25,7 @@ func (c *Config) Validate() error {
 	c.validateCallerKeyHeader(&ps)
 	c.validateApps(&ps)
 	c.validateListeners(&ps)
+	c.validateNotify(&ps)
 	for _, name := range slices.Sorted(maps.Keys(c.Tenants)) {
 		t := c.Tenants[name]
 		if t != nil && t.App != "" && c.Apps[t.App] == nil {

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests need when they are missing:
 # redis-server (the Redis store tests start their own on a free loopback
-# port), file (the Docker build check), and the outside clients the legacy
-# listener tests run (curl, nodejs and npm; then the npm packages, through
+# port), file (the Docker build check), chromium (the console is tested in
+# headless Chromium) and the outside clients the legacy listener tests run
+# (curl, nodejs and npm; then the npm packages, through
 # scripts/install-node-deps.sh). Without root it says what is
 # missing and fails, so no test is ever skipped for want of a tool.
 set -euo pipefail
@@ -13,6 +14,7 @@ command -v curl >/dev/null || need+=(curl)
 command -v node >/dev/null || need+=(nodejs)
 command -v npm >/dev/null || need+=(npm)
 command -v python3 >/dev/null || need+=(python3)
+command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -eq 0 ]; then
   exec "$(dirname "$0")/install-node-deps.sh"
 fi

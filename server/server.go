@@ -22,6 +22,7 @@ import (
 
 	"github.com/sidekey/sidekey/config"
 	"github.com/sidekey/sidekey/localca"
+	"github.com/sidekey/sidekey/notify"
 	"github.com/sidekey/sidekey/providers"
 	"github.com/sidekey/sidekey/proxy"
 	"github.com/sidekey/sidekey/store"
@@ -44,6 +45,9 @@ type Options struct {
 	// and the forward proxy, by config key (TenantListenKey,
 	// ForwardProxyKey); Run opens the others. Nil: Run opens them all.
 	Listeners map[string]net.Listener
+	// NotifyInterval is how often tenant states are compared for webhooks.
+	// Zero: 5s.
+	NotifyInterval time.Duration
 }
 
 // Server is a running sidekey instance. Create it with New, serve with
@@ -59,6 +63,10 @@ type Server struct {
 	client   *http.Client
 	store    store.Store
 	conns    *registry // connections: runtime tenants, LRU-bounded
+
+	notifier    *notify.Notifier // webhooks; nil without any
+	states      *stateWatch      // what notifier was last told of each tenant
+	notifyEvery time.Duration    // how often states are compared
 
 	stopBackground context.CancelFunc // ends watchReplicas and sweepIdle
 	background     sync.WaitGroup     // their goroutines
@@ -128,8 +136,15 @@ func New(opts Options) (*Server, error) {
 	s.metrics = newMetrics(s.statusMap)
 	s.conns = newRegistry(s, cfg.Engine.MaxActive)
 	s.metrics.reg.MustRegister(s.engineGauges()...)
+	notifier, err := s.newNotifier(opts.NotifyInterval)
+	if err != nil {
+		s.closeStore()
+		return nil, err
+	}
+	s.notifier = notifier
 	l, err := s.newLive(cfg, nil)
 	if err != nil {
+		s.closeNotify(context.Background())
 		s.closeStore()
 		return nil, err
 	}
@@ -160,6 +175,7 @@ func New(opts Options) (*Server, error) {
 	bg, s.stopBackground = context.WithCancel(context.Background())
 	s.watchReplicas(bg)
 	s.background.Go(func() { s.sweepIdle(bg) })
+	s.startNotify(bg)
 	s.ready.Store(true)
 	return s, nil
 }
@@ -212,10 +228,11 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /_sidekey/status", s.adminOnly(http.HandlerFunc(s.statusPage)))
 	mux.Handle("GET /_sidekey/oauth/connect/{tenant}", s.adminOnly(http.HandlerFunc(s.connect)))
 	mux.HandleFunc("GET /_sidekey/oauth/callback", s.callback)
-	mux.Handle("DELETE /_sidekey/admin/connections/{tenant}", s.adminOnly(http.HandlerFunc(s.disconnect)))
+	mux.Handle("DELETE /_sidekey/admin/connections/{tenant}", s.adminOnly(s.announceDisconnect(http.HandlerFunc(s.disconnect))))
 	mux.Handle("GET /_sidekey/admin/connections/{tenant}", s.adminOnly(http.HandlerFunc(s.showConnection)))
 	mux.Handle("GET /_sidekey/admin/connections", s.adminOnly(http.HandlerFunc(s.listConnections)))
 	mux.Handle("POST /_sidekey/admin/connections", s.adminOnly(http.HandlerFunc(s.createConnection)))
+	s.consoleRoutes(mux)
 	mux.HandleFunc("/_sidekey/", func(w http.ResponseWriter, r *http.Request) {
 		proxy.WriteError(w, http.StatusNotFound, "not_found", "", "no such sidekey endpoint", 0)
 	})
@@ -260,9 +277,10 @@ func (s *Server) statusMap() map[string]tenantStatus {
 
 func (s *Server) statusPage(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, struct {
-		Version string                  `json:"version"`
-		Tenants map[string]tenantStatus `json:"tenants"`
-	}{s.version, s.statusMap()})
+		Version  string                  `json:"version"`
+		Tenants  map[string]tenantStatus `json:"tenants"`
+		Webhooks *notify.Status          `json:"webhooks,omitempty"`
+	}{s.version, s.statusMap(), s.webhookStatus()})
 }
 
 // adminOnly lets a request through on a loopback listener, or with
@@ -385,6 +403,7 @@ func (s *Server) stop(ctx context.Context) {
 		s.log.Warn("shutdown: draining the tenant listeners and the forward proxy", zap.Error(err))
 	}
 	s.stopBackground()
+	s.closeNotify(ctx)
 	engines := s.conns.closeAll()
 	for _, t := range s.live.Load().tenants {
 		t.engine.Close()
