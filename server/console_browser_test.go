@@ -19,7 +19,7 @@ import (
 	"github.com/sidekey/sidekey/config"
 )
 
-// browser starts a headless Chromium (Debian's chromium package, which
+// headlessChromium starts a headless Chromium (Debian's chromium package, which
 // `make test` installs) with a fresh profile and returns a context that
 // drives one tab of it. Chromium is stopped when the test ends.
 func headlessChromium(t *testing.T) context.Context {
