@@ -78,6 +78,8 @@ func (n *Notifier) claim(ctx context.Context, e *Event, takeover bool) (id strin
 			// with the same id.
 		case takeover:
 			return "", duplicate, 0, nil // the record moved on: not news any more
+		case old != nil && implies(rec.Type, e.Type):
+			return "", duplicate, 0, nil // e.g. consent required after a disconnect another replica announced
 		case old == nil && !needsAttention(e.Type):
 			return "", unannounced, 0, nil
 		default:

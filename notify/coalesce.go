@@ -54,6 +54,15 @@ func (c *coalescer) offer(e *Event) {
 		c.emit(e)
 		return
 	}
+	if s.pending != nil && implies(s.pending.Type, e.Type) {
+		// The pending event already says it (a disconnect says consent is
+		// required): keep it, so the explicit one is what goes out.
+		c.mu.Unlock()
+		if c.folded != nil {
+			c.folded()
+		}
+		return
+	}
 	if s.pending != nil && c.folded != nil {
 		c.folded()
 	}
@@ -76,7 +85,7 @@ func (c *coalescer) flush(tenant string) {
 	}
 	e := s.pending
 	s.pending, s.timer = nil, nil
-	if e.Type == s.sentType {
+	if implies(s.sentType, e.Type) {
 		c.mu.Unlock()
 		if c.folded != nil {
 			c.folded()

@@ -37,6 +37,13 @@ func needsAttention(typ string) bool {
 	return typ == ConsentRequired || typ == ConsentNeededSoon || typ == RefreshFailing
 }
 
+// implies reports whether announcing an event of type told already tells
+// the receiver what an event of type typ would: a disconnected tenant needs
+// consent, so tenant.consent_required after tenant.disconnected is no news.
+func implies(told, typ string) bool {
+	return told == typ || (told == Disconnected && typ == ConsentRequired)
+}
+
 // Event is one thing that happened to a tenant.
 type Event struct {
 	// Type is one of EventTypes.
@@ -52,7 +59,7 @@ type Event struct {
 type Data struct {
 	Tenant        string     `json:"tenant"`
 	Provider      string     `json:"provider,omitempty"`
-	State         string     `json:"state"`                    // the status state: consent_required, valid, error…
+	State         string     `json:"state"`                    // the tenant state: connected, consent_required, … or disconnected
 	ConnectURL    string     `json:"connect_url,omitempty"`    // where a person (re)connects it
 	Expiry        *time.Time `json:"expiry,omitempty"`         // the access token's expiry
 	RefreshExpiry *time.Time `json:"refresh_expiry,omitempty"` // when a new consent is due

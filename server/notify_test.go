@@ -195,11 +195,29 @@ func TestWebhooksFromTwoReplicasArriveOnce(t *testing.T) {
 	// Delivery is ordered per endpoint: the disconnect went out after
 	// anything still queued for the earlier events.
 	waitFor(t, "every delivery to finish", func() bool {
-		return webhookStatus(t, a.base).Deliveries["success"]+webhookStatus(t, b.base).Deliveries["success"] == 3
+		return webhookStatus(t, a.base).Deliveries["success"]+webhookStatus(t, b.base).Deliveries["success"] == uint64(len(hooks.all()))
 	})
 
+	// After the disconnect A's own watch sees the tenant need consent: that
+	// is no news once B's tenant.disconnected is claimed, but A may claim
+	// it first; then the receiver is told both, in that order.
+	if got := hooks.of("shop", "tenant.consent_required"); len(got) == 2 {
+		if all := hooks.all(); all[len(all)-1].Type != "tenant.disconnected" {
+			t.Errorf("a second tenant.consent_required came after tenant.disconnected: %+v", all)
+		}
+	}
+	ids := map[string]bool{}
+	for _, e := range hooks.all() {
+		if ids[e.ID] {
+			t.Errorf("webhook-id %s delivered twice", e.ID)
+		}
+		ids[e.ID] = true
+	}
 	for _, typ := range []string{"tenant.consent_required", "tenant.connected", "tenant.disconnected"} {
 		got := hooks.of("shop", typ)
+		if typ == "tenant.consent_required" && len(got) == 2 {
+			got = got[:1]
+		}
 		if len(got) != 1 {
 			t.Errorf("%s: received %d times; want once across both replicas: %+v", typ, len(got), hooks.all())
 			continue
