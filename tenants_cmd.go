@@ -22,7 +22,7 @@ func tenantsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs := flag.NewFlagSet("tenants "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := configFlag(fs)
-	state := fs.String("state", "", "list: only tenants in this state (connected, consent_required, error)")
+	state := fs.String("state", "", "list: only tenants in this state (connected, consent_needed_soon, consent_required, error)")
 	var tenant string
 	var err error
 	switch sub {

@@ -62,6 +62,10 @@ func newIstores(r *resolved, env sourceEnv) AuthCode {
 	return &istores{newCodeClient(r, env, " ", true)}
 }
 
+// CanRefresh is false: Istores has no refresh grant, so the engine never
+// tries to refresh its token (see Tenant.CanRefresh).
+func (p *istores) CanRefresh() bool { return false }
+
 // ConsentURL returns the Istores authorization URL for c.
 func (p *istores) ConsentURL(c Consent) (string, error) {
 	if err := checkConsent("istores", c); err != nil {

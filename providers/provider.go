@@ -171,6 +171,19 @@ func Check(name string, t *config.Tenant) []config.Problem {
 	return problems
 }
 
+// CheckApp reports the problems of app block name that are the provider's
+// to judge: its provider must be set and known. What else a provider
+// requires is checked on each tenant and connection using the app (Check),
+// since an app holds only part of their settings.
+func CheckApp(name string, a *config.Tenant) []config.Problem {
+	if a == nil {
+		return nil // config reports an empty app
+	}
+	c := &checker{prefix: "apps." + name + ".", t: a}
+	c.checkProviderName(a.Provider)
+	return c.problems
+}
+
 // Build resolves tenant name. A tenant with problems yields a config.Problems
 // error listing every one of them by key path. Empty fields get the
 // provider's defaults; t is not modified and not retained, except that the

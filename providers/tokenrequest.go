@@ -133,7 +133,6 @@ func (e *tokenEndpoint) request(ctx context.Context, params url.Values, creds cr
 	if lifetime > 0 {
 		tok.Expiry = start.Add(lifetime)
 	}
-	tok.Expiry = capExpiry(tok.AccessToken, tok.Expiry, start, e.log)
 	extra := map[string]any{}
 	if tr.Scope != "" {
 		extra["scope"] = tr.Scope
@@ -144,13 +143,7 @@ func (e *tokenEndpoint) request(ctx context.Context, params url.Values, creds cr
 	if len(extra) > 0 {
 		tok = tok.WithExtra(extra)
 	}
-	if !tok.Expiry.IsZero() {
-		lifetime = tok.Expiry.Sub(start)
-	}
-	e.log.Debug("token issued", zap.Int("status", resp.StatusCode),
-		zap.Duration("duration", timeNow().Sub(start)), zap.Duration("lifetime", lifetime),
-		zap.Bool("stated_lifetime", tr.ExpiresIn > 0), zap.Bool("refresh_token", tr.RefreshToken != ""))
-	return tok, nil
+	return finishIssued(e.log, tok, start, zap.Int("status", resp.StatusCode), zap.Bool("stated_lifetime", tr.ExpiresIn > 0)), nil
 }
 
 // withStatedRefreshExpiry returns tok, issued by x/oauth2 for a request
