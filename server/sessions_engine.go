@@ -42,10 +42,14 @@ type sessionEngine struct {
 	touched atomic.Int64           // unix nanoseconds of the LastUsed last stored
 	used    atomic.Int64           // unix nanoseconds of the last request on this replica
 	busy    atomic.Bool            // a touch is being written
+	ended   atomic.Bool            // its record was found gone (ended on another replica)
 }
 
 // TokenContext returns the customer's access token.
 func (e *sessionEngine) TokenContext(ctx context.Context) (*oauth2.Token, error) {
+	if e.ended.Load() {
+		return nil, &proxy.SessionError{Code: proxy.CodeSessionUnknown, Message: "no such session (it was ended)"}
+	}
 	tok, err := e.engine.TokenContext(ctx)
 	switch {
 	case err == nil:
@@ -60,8 +64,24 @@ func (e *sessionEngine) TokenContext(ctx context.Context) (*oauth2.Token, error)
 	return nil, err
 }
 
-// Invalidate drops tok if it is still the session's current token.
-func (e *sessionEngine) Invalidate(tok *oauth2.Token) bool { return e.engine.Invalidate(tok) }
+// Invalidate drops tok if it is still the session's current token. When
+// the engine keeps it (a token that already replaced a rejected one is not
+// dropped again: DESIGN invariant 7), the 401 may mean the session was
+// ended on another replica: if its record is gone, the engine is forgotten
+// and reports session_unknown from then on, the replay included.
+func (e *sessionEngine) Invalidate(tok *oauth2.Token) bool {
+	if e.engine.Invalidate(tok) {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if _, err := e.set.s.store.Load(ctx, sessionKey(e.tenant, e.hash)); errors.Is(err, fs.ErrNotExist) {
+		e.ended.Store(true)
+		e.set.evict(e.tenant, e.hash)
+		return true
+	}
+	return false
+}
 
 // lookupFor is the proxy's session lookup for tenant t.
 func (ss *sessions) lookupFor(name string, t *tenant) proxy.SessionLookup {
@@ -184,9 +204,7 @@ func (ss *sessions) newEngine(name string, t *tenant, hash string) *sessionEngin
 			}
 			return t.spec.AuthCode.Refresh(ctx, prev.RefreshToken)
 		},
-		Final: func(err error) bool {
-			return errors.Is(err, providers.ErrConsentRequired) || errors.Is(err, errSessionEnded)
-		},
+		Final: sessionGone,
 	})
 	e.engine = tokensource.RefreshAhead(e.stored, tokensource.Options{
 		Name:          name,
@@ -194,8 +212,15 @@ func (ss *sessions) newEngine(name string, t *tenant, hash string) *sessionEngin
 		FetchTimeout:  time.Duration(s.cfg.Engine.FetchTimeout),
 		Logger:        s.log,
 		Now:           s.now,
+		Final:         sessionGone,
 	})
 	return e
+}
+
+// sessionGone reports whether a token request's error means the customer's
+// grant is gone: the session has ended.
+func sessionGone(err error) bool {
+	return grantGone(err) || errors.Is(err, errSessionEnded) || errors.Is(err, errSessionGone)
 }
 
 // touch stores the session's LastUsed when the stored one is older than a

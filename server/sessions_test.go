@@ -185,6 +185,11 @@ func TestSessionsTwoCustomersEndToEnd(t *testing.T) {
 		}
 	}
 	waitFor(t, "the session count", func() bool { return strings.Contains(get(t, r.base+"/_sidekey/status").body, `"sessions": 2`) })
+	// The tenant has no token of its own to connect: it is in state
+	// sessions, never consent_required (no webhook, no console prompt).
+	if body := get(t, r.base+"/_sidekey/status").body; !strings.Contains(body, `"state": "sessions"`) || strings.Contains(body, "consent_required") {
+		t.Errorf("status of a sessions tenant: %s; want state sessions", body)
+	}
 
 	// Alice logs out: her grant is revoked at SCAYLE, Bob's is not.
 	if sc.LiveRefreshTokensOf("customer-1") != 1 || sc.LiveRefreshTokensOf("customer-2") != 1 {

@@ -110,7 +110,7 @@ func (s *Server) newTenant(name string, spec *providers.Tenant, rl config.RateLi
 			Fetch:         spec.Fetch,
 			NeedsPerson:   func(prev *oauth2.Token) error { return spec.NeedsPerson(prev, s.now()) },
 			CannotRefresh: !spec.CanRefresh(),
-			Final:         func(err error) bool { return errors.Is(err, providers.ErrConsentRequired) },
+			Final:         grantGone,
 		})
 		src = t.stored
 	}
@@ -121,6 +121,7 @@ func (s *Server) newTenant(name string, spec *providers.Tenant, rl config.RateLi
 		Logger:        s.log,
 		Observer:      s.metrics,
 		Now:           s.now,
+		Final:         grantGone,
 	})
 	t.route = proxy.NewRoute(proxy.RouteOptions{
 		Name:     name,
@@ -172,6 +173,10 @@ func (s *Server) tenantStatus(name string, t *tenant) tenantStatus {
 		}
 	}
 	out.State = tenantState(facts, now)
+	if t.conf != nil && t.conf.Sessions != nil {
+		// Its tokens are its customers': the tenant itself never connects.
+		out.State, out.ConnectURL = stateSessions, ""
+	}
 	out.Expiry = timePtr(st.Expiry)
 	out.RefreshExpiry = timePtr(st.RefreshExpiry)
 	out.LastRefresh = timePtr(st.LastRefresh)
@@ -180,6 +185,10 @@ func (s *Server) tenantStatus(name string, t *tenant) tenantStatus {
 	out.Requests, out.RateWaits = s.metrics.counts(name)
 	return out
 }
+
+// grantGone reports whether a token request's error means the tenant's
+// grant is gone and a person must connect it again.
+func grantGone(err error) bool { return errors.Is(err, providers.ErrConsentRequired) }
 
 // timePtr is t in UTC for JSON; nil when zero.
 func timePtr(t time.Time) *time.Time {

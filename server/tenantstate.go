@@ -22,11 +22,14 @@ const (
 	stateConsentRequired = "consent_required"
 	// stateError: no valid token, and the last token request failed.
 	stateError = "error"
+	// stateSessions: a tenant with sessions serves its customers' tokens
+	// (Sidekey-Session) and has none of its own to connect.
+	stateSessions = "sessions"
 )
 
 // tenantStates are the values of tenantState, for ?state= filters.
 var tenantStates = map[string]bool{
-	stateConnected: true, stateConsentNeededSoon: true, stateConsentRequired: true, stateError: true,
+	stateConnected: true, stateConsentNeededSoon: true, stateConsentRequired: true, stateError: true, stateSessions: true,
 }
 
 // consentSoon is how close to the end of what can be renewed without a

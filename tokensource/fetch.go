@@ -142,7 +142,7 @@ func (s *Source) finishLocked(f *flight, tok *oauth2.Token, err error) *outcome 
 		s.failStreak++
 		o.retry = backoff(s.failStreak, s.opts.MinBackoff, s.opts.MaxBackoff)
 		st, restored := s.cur.Load(), false
-		if st == nil && s.dropped.valid(now) {
+		if st == nil && s.dropped.valid(now) && (s.opts.Final == nil || !s.opts.Final(err)) {
 			// The API rejected it, but it is all there is: serve it again
 			// (a 401 passes through) rather than refuse every caller.
 			c := *s.dropped

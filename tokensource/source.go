@@ -36,6 +36,12 @@ type Options struct {
 	Observer Observer
 	// Now is the clock. Nil: time.Now. Timers still run on real time.
 	Now func() time.Time
+	// Final reports whether a fetch error means the grant itself is gone
+	// (the platform refused the refresh token; a person must act). A token
+	// Invalidate dropped is then not served again for want of a
+	// replacement: the API refused it and nothing can renew it. Nil: no
+	// error is final.
+	Final func(error) bool
 }
 
 // Observer receives engine events; the metrics layer implements it. Its
