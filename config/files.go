@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"maps"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 )
@@ -155,21 +154,21 @@ type Warning struct {
 // String says what is wrong and how to fix it.
 func (w Warning) String() string {
 	return w.Key + ": secret file " + w.Path + " (mode " + w.Mode.String() +
-		") is readable by group or others; restrict it to the owner (chmod 600)"
+		") is readable by others or by a group this process is not in; restrict it to the owner (chmod 600)"
 }
 
 // checkMode records a Warning when the secret file at path (already
 // resolved) may be read by group or others.
 func (r *fileReader) checkMode(key, path string) {
-	if r.stat == nil || path == "" || runtime.GOOS == "windows" {
+	if r.stat == nil || path == "" {
 		return
 	}
 	info, err := r.stat(path)
 	if err != nil {
 		return // reading it reports the problem, or the server will
 	}
-	if perm := info.Mode().Perm(); perm&0o044 != 0 {
-		*r.warnings = append(*r.warnings, Warning{Key: key, Path: path, Mode: perm})
+	if SecretFileExposed(info) {
+		*r.warnings = append(*r.warnings, Warning{Key: key, Path: path, Mode: info.Mode().Perm()})
 	}
 }
 
