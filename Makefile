@@ -48,8 +48,10 @@ bench: ## micro-benchmarks of the request path (see BENCHMARKS.md)
 demo: ## the demo: simulated platforms behind the proxy on 127.0.0.1:8080
 	$(GO) run . demo
 
-build: ## a static binary, as the Dockerfile builds it
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o bin/sidekey .
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+
+build: ## a static binary, as the Dockerfile builds it, stamped with VERSION (default: git describe)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w -X main.version=$(VERSION)' -o bin/sidekey .
 
 .PHONY: chart docker-check
 

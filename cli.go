@@ -6,8 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"runtime/debug"
+	"slices"
 	"sort"
 
 	"github.com/redis/go-redis/v9"
@@ -33,6 +35,7 @@ Usage:
   sidekey disconnect TENANT --config FILE  revoke (where possible) and forget TENANT's token
   sidekey tenants list|show T|delete T --config FILE  tenants and connections, via the admin API
   sidekey healthcheck [--url URL] exit 0 when sidekey answers 200 (for exec probes)
+  sidekey ca      --config FILE   print the local CA certificate (PEM) for apps to trust
   sidekey version                 print the version
 `
 
@@ -78,6 +81,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return tenantsCmd(ctx, args, stdout, stderr)
 	case "healthcheck":
 		return healthcheckCmd(ctx, args, stdout, stderr)
+	case "ca":
+		return caCmd(ctx, args, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "sidekey", versionString())
 		return nil
@@ -94,29 +99,38 @@ func configFlag(fs *flag.FlagSet) *string {
 	return fs.String("config", os.Getenv("SIDEKEY_CONFIG"), "configuration `file` (default $SIDEKEY_CONFIG)")
 }
 
-// loadConfig reads, validates and resolves a configuration file. Every
-// problem is reported, each naming its key.
+// loadConfig reads, validates and resolves a configuration file: the one
+// check that `sidekey check`, `serve`, a reload and every other command
+// run, so that check passes exactly the files serve starts with. Every
+// problem is reported at once, one per key, each naming its key: the
+// file's (unknown keys, unreadable files), config.Validate's, each
+// provider's (providers.Check, the one owner of what a provider requires),
+// the files serve reads before it listens and the store key's form.
 func loadConfig(path string) (*config.Config, error) {
 	if path == "" {
 		return nil, fmt.Errorf("%w: --config FILE (or SIDEKEY_CONFIG) is required", errUsage)
 	}
-	cfg, err := config.Load(path)
+	cfg, problems, err := config.LoadAll(path)
 	if err != nil {
-		return nil, asProblems(err)
+		return nil, err
 	}
-	var problems config.Problems
-	if err := cfg.Validate(); err != nil {
-		var ps config.Problems
-		if !errors.As(err, &ps) {
-			return nil, err
+	badApps := map[string]bool{}
+	for _, name := range slices.Sorted(maps.Keys(cfg.Apps)) {
+		ps := providers.CheckApp(name, cfg.Apps[name])
+		badApps[name] = len(ps) > 0
+		problems = problems.Merge(ps)
+	}
+	for _, name := range slices.Sorted(maps.Keys(cfg.Tenants)) {
+		// A tenant of an unknown app, or of an app without a known
+		// provider, has its one problem reported already.
+		if t := cfg.Tenants[name]; t == nil || t.App == "" || cfg.Apps[t.App] != nil && !badApps[t.App] {
+			problems = problems.Merge(providers.Check(name, t))
 		}
-		problems = append(problems, ps...)
 	}
-	for name, t := range cfg.Tenants {
-		problems = append(problems, providers.Check(name, t)...)
-	}
+	problems = problems.Merge(storeKeyProblems(cfg))
 	if len(problems) > 0 {
-		return nil, &problemsError{problems: dedupe(problems)}
+		sortProblems(problems)
+		return nil, &problemsError{problems: problems}
 	}
 	return cfg, nil
 }
@@ -129,21 +143,6 @@ func asProblems(err error) error {
 		return &problemsError{problems: ps}
 	}
 	return err
-}
-
-// dedupe sorts problems by key and drops exact repeats (config and
-// providers may both notice the same thing).
-func dedupe(ps config.Problems) config.Problems {
-	seen := make(map[config.Problem]bool, len(ps))
-	out := ps[:0]
-	for _, p := range ps {
-		if !seen[p] {
-			seen[p] = true
-			out = append(out, p)
-		}
-	}
-	sortProblems(out)
-	return out
 }
 
 // configArgs parses a command whose only flag is --config and loads the
@@ -163,6 +162,9 @@ func checkCmd(args []string, stdout, stderr io.Writer) error {
 	path, cfg, err := configArgs("check", args, stderr)
 	if err != nil {
 		return err
+	}
+	for _, w := range cfg.Warnings {
+		fmt.Fprintln(stderr, "warning: "+w.String())
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d tenants, %d apps)\n", path, len(cfg.Tenants), len(cfg.Apps))
 	return nil
@@ -187,7 +189,7 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	wctx, stop := context.WithCancel(ctx)
 	defer stop()
-	go watchConfig(wctx, path, srv, log)
+	go watchConfig(wctx, watchOptions{Path: path, Config: cfg, Server: srv, Logger: log})
 	return srv.Run(ctx)
 }
 
@@ -210,14 +212,31 @@ func newLogger(c config.Log, w io.Writer) (*zap.Logger, error) {
 	return zap.New(core), nil
 }
 
+// versionString is the version `sidekey version` and /_sidekey/status
+// show: the one stamped with -ldflags "-X main.version=…" (make build, the
+// Dockerfile), else the module version (go install …@v1.2.3), else "devel"
+// with the VCS revision Go recorded (go build in a git checkout).
 func versionString() string {
 	if version != "" {
 		return version
 	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "devel"
 	}
-	return "devel"
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	var rev, dirty string
+	for _, s := range bi.Settings {
+		switch {
+		case s.Key == "vcs.revision" && len(s.Value) >= 12:
+			rev = "+" + s.Value[:12]
+		case s.Key == "vcs.modified" && s.Value == "true":
+			dirty = "-dirty"
+		}
+	}
+	return "devel" + rev + dirty
 }
 
 // sortProblems orders problems by key, then message.

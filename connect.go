@@ -178,7 +178,10 @@ func disconnectCmd(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	return withServer(ctx, cfg, stderr, func(c *adminClient) error {
-		var out struct{ Revoked bool }
+		var out struct {
+			Revoked    bool
+			NotRevoked string `json:"not_revoked"`
+		}
 		if err := c.do(ctx, http.MethodDelete, "/_sidekey/admin/connections/"+tenant, &out); err != nil {
 			return fmt.Errorf("disconnecting %s: %w", tenant, err)
 		}
@@ -187,6 +190,9 @@ func disconnectCmd(ctx context.Context, args []string, stdout, stderr io.Writer)
 			how = "revoked at the platform and forgotten"
 		}
 		fmt.Fprintf(stdout, "%s is disconnected (token %s).\n", tenant, how)
+		if out.NotRevoked != "" {
+			fmt.Fprintf(stdout, "Not revoked at the platform: %s\n", out.NotRevoked)
+		}
 		return nil
 	})
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"text/tabwriter"
 )
 
@@ -21,7 +22,7 @@ func tenantsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs := flag.NewFlagSet("tenants "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := configFlag(fs)
-	state := fs.String("state", "", "list: only tenants in this state (connected, consent_required, error)")
+	state := fs.String("state", "", "list: only tenants in this state (connected, consent_needed_soon, consent_required, error)")
 	var tenant string
 	var err error
 	switch sub {
@@ -51,15 +52,21 @@ func tenantsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			enc.SetIndent("", "  ")
 			return enc.Encode(v)
 		case "delete":
-			var out struct{ Revoked bool }
+			var out struct {
+				Revoked    bool
+				NotRevoked string `json:"not_revoked"`
+			}
 			if err := c.do(ctx, http.MethodDelete, "/_sidekey/admin/connections/"+tenant, &out); err != nil {
 				return err
 			}
 			fmt.Fprintf(stdout, "%s deleted (revoked at the platform: %v)\n", tenant, out.Revoked)
+			if out.NotRevoked != "" {
+				fmt.Fprintf(stdout, "Not revoked at the platform: %s\n", out.NotRevoked)
+			}
 			return nil
 		}
 		tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tSOURCE\tAPP\tPROVIDER\tSTATE\tEXPIRY\tREFRESH EXPIRY")
+		fmt.Fprintln(tw, "NAME\tSOURCE\tAPP\tPROVIDER\tSTATE\tSESSIONS\tEXPIRY\tREFRESH EXPIRY")
 		after := ""
 		for {
 			q := url.Values{"limit": {"1000"}}
@@ -75,6 +82,7 @@ func tenantsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 					Status                             struct {
 						Expiry        string
 						RefreshExpiry string `json:"refresh_expiry"`
+						Sessions      *int64 // per-customer sessions stored; nil: not a sessions tenant
 					}
 				}
 				Next string
@@ -83,8 +91,12 @@ func tenantsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 				return err
 			}
 			for _, it := range page.Items {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", it.Name, it.Source, orDash(it.App), it.Provider, it.State,
-					orDash(it.Status.Expiry), orDash(it.Status.RefreshExpiry))
+				sessions := "-"
+				if n := it.Status.Sessions; n != nil {
+					sessions = strconv.FormatInt(*n, 10)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", it.Name, it.Source, orDash(it.App), it.Provider, it.State,
+					sessions, orDash(it.Status.Expiry), orDash(it.Status.RefreshExpiry))
 			}
 			if page.Next == "" {
 				return tw.Flush()

@@ -276,35 +276,12 @@ func yamlFields(t reflect.Type) map[string]int {
 // unknownKey is the message for an unknown key, with a suggestion when a
 // known key is spelled almost the same.
 func unknownKey(key string, fields map[string]int) string {
-	best, bestDist := "", 3
+	names := make([]string, 0, len(fields))
 	for name := range fields {
-		if dist := editDistance(key, name); dist < bestDist || dist == bestDist && name < best {
-			best, bestDist = name, dist
-		}
+		names = append(names, name)
 	}
-	if best == "" || bestDist >= len(key) {
-		return "unknown key"
+	if best := Suggest(key, names); best != "" {
+		return "unknown key (did you mean " + best + "?)"
 	}
-	return "unknown key (did you mean " + best + "?)"
-}
-
-// editDistance is the Levenshtein distance between a and b.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
+	return "unknown key"
 }

@@ -50,6 +50,16 @@ func FuzzParse(f *testing.F) {
 		Dir: "/etc/sidekey",
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		// ParseAll (sidekey check and serve) goes on past every problem:
+		// it must neither panic nor reveal a file's content either.
+		if all, ps, err := ParseAll(data, opts); err == nil {
+			if all == nil {
+				t.Fatal("ParseAll returned no config and no error")
+			}
+			if strings.Contains(ps.Error(), fuzzFileContent) {
+				t.Fatalf("ParseAll problems reveal file content: %v", ps)
+			}
+		}
 		c, err := Parse(data, opts)
 		if err != nil {
 			if c != nil {

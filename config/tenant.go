@@ -28,21 +28,6 @@ func ValidTenantName(name string) bool {
 	return true
 }
 
-// requiredFields lists, per provider, the settings a tenant must have. It is
-// read only. oauth2's client_secret is dropped for the refresh_token grant
-// (public clients); see tenantRequires.
-var requiredFields = map[string][]string{
-	"istores":     {"client_id", "client_secret"},
-	"storehippo":  {"client_id", "client_secret", "store"},
-	"simplestore": {"client_id", "client_secret"},
-	"scayle":      {"client_id", "client_secret", "tenant_space", "shop_id", "idp_key", "shop_secret"},
-	"oauth2":      {"client_id", "client_secret", "token_url", "api_url"},
-	"static":      {"token", "api_url"},
-}
-
-// secretFields are the settings that have a *_file twin.
-var secretFields = []string{"client_secret", "refresh_token", "token", "shop_secret"}
-
 // hopByHop are headers a tenant can neither inject a token into nor set:
 // they belong to one connection, or the proxy itself sets them.
 var hopByHop = []string{
@@ -82,22 +67,10 @@ func (t *Tenant) setting(name string) string {
 	panic("config: unknown tenant setting " + name)
 }
 
-// tenantRequires returns the settings t must have, from its provider and grant.
-func tenantRequires(t *Tenant) []string {
-	req := slices.Clone(requiredFields[t.Provider])
-	if t.Provider == "oauth2" && t.Grant == "refresh_token" {
-		req = slices.DeleteFunc(req, func(s string) bool { return s == "client_secret" })
-	}
-	if t.Provider == "oauth2" && t.Grant == "authorization_code" {
-		req = append(req, "auth_url")
-	}
-	if t.Grant == "refresh_token" && !slices.Contains(req, "refresh_token") {
-		req = append(req, "refresh_token")
-	}
-	return req
-}
-
-// validateTenant checks one tenant; problems are keyed under tenants.<name>.
+// validateTenant checks what every tenant shares; problems are keyed under
+// tenants.<name>. What a provider requires (its name, credentials,
+// endpoints) has one owner, package providers (providers.Check), which
+// `sidekey check` and `serve` run after Validate.
 func validateTenant(ps *Problems, name string, t *Tenant) {
 	key := "tenants." + name
 	switch {
@@ -109,23 +82,6 @@ func validateTenant(ps *Problems, name string, t *Tenant) {
 	if t == nil {
 		ps.add(key, "must not be empty")
 		return
-	}
-	providers := slices.Sorted(maps.Keys(requiredFields))
-	switch {
-	case t.Provider == "":
-		ps.add(key+".provider", "required: one of "+strings.Join(providers, ", "))
-	case requiredFields[t.Provider] == nil:
-		ps.addf(key+".provider", "unknown provider %q: want one of %s", t.Provider, strings.Join(providers, ", "))
-	}
-	for _, f := range tenantRequires(t) {
-		if t.setting(f) != "" {
-			continue
-		}
-		if slices.Contains(secretFields, f) {
-			ps.addf(key+"."+f, "required (set %s or %s_file)", f, f)
-		} else {
-			ps.add(key+"."+f, "required")
-		}
 	}
 	if rl := t.RateLimit; rl != nil {
 		if rl.RPS < 0 || rl.RPS > 1e6 {
@@ -170,6 +126,7 @@ func validateTenant(ps *Problems, name string, t *Tenant) {
 		}
 	}
 	validateInjection(ps, key, t)
+	validateSessions(ps, key, t.Sessions)
 }
 
 // validateInjection checks the token header, its format and static headers,

@@ -14,10 +14,17 @@ type Config struct {
 	// PublicURL is the base of the OAuth redirect URI
 	// ({public_url}/_sidekey/oauth/callback). Default "http://" + Listen.
 	PublicURL string `yaml:"public_url"`
+	// AllowedHosts are further Host names (exact, compared without port and
+	// case) a loopback listener answers to, besides loopback names and
+	// public_url's host; any other Host is refused (DNS rebinding). Empty:
+	// none. Changes on restart.
+	AllowedHosts []string `yaml:"allowed_hosts"`
 	// Storage is where tokens are kept. Default: type file, path "sidekey-data".
 	Storage Storage `yaml:"storage"`
-	// Callers are the programs allowed to call the proxy when it does not
-	// listen on loopback. Keyed by caller name.
+	// Callers are the programs allowed to call the proxy, keyed by caller
+	// name. When any are configured they are enforced on every listener,
+	// loopback included; off loopback they are required (or
+	// allow_unauthenticated).
 	Callers map[string]*Caller `yaml:"callers"`
 	// CallerKeyHeader is the request header a caller presents its key in.
 	// Default "Proxy-Authorization", whose value must be "Bearer <key>"; in
@@ -43,6 +50,14 @@ type Config struct {
 	// ShutdownTimeout bounds the drain of in-flight requests on SIGTERM.
 	// Default 15s.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// DrainDelay is how long sidekey keeps serving after SIGTERM with
+	// /_sidekey/readyz answering 503, before it stops accepting
+	// connections and shutdown_timeout starts: time for a load balancer
+	// (a Kubernetes Service) to take it out of rotation. Default 0 (stop at
+	// once, for a local process); the Helm chart sets 5s.
+	DrainDelay Duration `yaml:"drain_delay"`
+	// Notify sends operator events to webhooks. Default: none.
+	Notify Notify `yaml:"notify"`
 	// Apps are platform client registrations (one client id and secret,
 	// scopes, endpoints) that many tenants share: config-file tenants name
 	// one with `app:`, and connections created at runtime (consent flow or
@@ -53,6 +68,37 @@ type Config struct {
 	// ([a-z0-9][a-z0-9._-]*). The name is the first path segment of a
 	// proxied request.
 	Tenants map[string]*Tenant `yaml:"tenants"`
+	// Warnings are what Parse found suspicious but not wrong (a secret file
+	// others may read); the caller logs them. Never read from YAML.
+	Warnings []Warning `yaml:"-"`
+	// ForwardProxy is the HTTPS_PROXY listener for legacy apps (see
+	// listeners.go). Nil: none.
+	ForwardProxy *ForwardProxy `yaml:"forward_proxy"`
+	// LocalCA is the CA that issues the certificates of tls: local tenant
+	// listeners and of the forward proxy. Zero: generated on first use and
+	// kept sealed in the token store.
+	LocalCA LocalCA `yaml:"local_ca"`
+}
+
+// Notify configures operator notifications.
+type Notify struct {
+	// Webhooks receive signed events (Standard Webhooks). Empty: none.
+	Webhooks []Webhook `yaml:"webhooks"`
+}
+
+// Webhook is one receiver of operator events.
+type Webhook struct {
+	// URL receives a POST per event: https, or http to a loopback host.
+	URL string `yaml:"url"`
+	// Secret signs the events: "whsec_" and the base64 of 24 to 64 random
+	// bytes. Prefer SecretFile.
+	Secret Secret `yaml:"secret"`
+	// SecretFile is read into Secret.
+	SecretFile string `yaml:"secret_file"`
+	// Events are the event types sent (tenant.consent_required,
+	// tenant.consent_needed_soon, tenant.connected, tenant.disconnected,
+	// tenant.refresh_failing). Empty: all of them.
+	Events []string `yaml:"events"`
 }
 
 // TLS configures HTTPS on the listener.
@@ -75,7 +121,9 @@ type TLS struct {
 	// set, the listener asks TLS clients for a certificate and verifies one
 	// that is presented against these CAs (a client without one may still
 	// present a caller key); callers with cert_subject are recognised by it.
-	// Read at start: changes on restart. Empty: no client certificates.
+	// The file's content is re-read when it changes (a rotated CA needs
+	// no restart); the setting itself changes on restart. Empty: no client
+	// certificates.
 	ClientCAFile string `yaml:"client_ca_file"`
 	// Email is the ACME account's contact (acme).
 	Email string `yaml:"email"`
@@ -89,7 +137,9 @@ type TLS struct {
 type Storage struct {
 	// Type is "file" (default), "memory" or "redis".
 	Type string `yaml:"type"`
-	// Path is the file store's directory. Default "sidekey-data".
+	// Path is the file store's directory. Default "sidekey-data". Relative
+	// paths (this one and every other path in the file) are relative to
+	// the config file's directory.
 	Path string `yaml:"path"`
 	// KeyFile holds the 32-byte key that seals every stored value. Default:
 	// {path}/key, generated with mode 0600 if absent (file store only).
@@ -246,17 +296,36 @@ type Tenant struct {
 	TokenFormat string `yaml:"token_format"`
 	// Headers are static headers added to every proxied request.
 	Headers map[string]string `yaml:"headers"`
+	// AllowUpgrade lets callers open Upgrade tunnels (WebSocket) to the
+	// tenant's API. Default false: a request carrying Upgrade is refused,
+	// since the tunnel's later traffic escapes sidekey's path checks.
+	AllowUpgrade bool `yaml:"allow_upgrade"`
 	// RateLimit paces requests to the tenant's API. Nil: the platform's
 	// documented limit (2 req/s for istores and storehippo), none for others.
 	RateLimit *RateLimit `yaml:"rate_limit"`
 	// RefreshBefore starts a refresh this long before expiry. Zero: once half
 	// the token's lifetime has passed.
 	RefreshBefore Duration `yaml:"refresh_before"`
+	// Listen gives the tenant a listener of its own ("127.0.0.1:9001")
+	// where every path goes to this tenant, with no /{tenant} prefix, for
+	// clients that take a host but no path prefix. Empty: none.
+	Listen string `yaml:"listen"`
+	// TLS is "local" to serve Listen over HTTPS with a certificate from the
+	// local CA, or "off" (default: plain HTTP).
+	TLS string `yaml:"tls"`
+	// InterceptHosts are host names (such as api.simplestore.io) that the
+	// forward proxy answers as this tenant: an app using it as HTTPS_PROXY
+	// reaches this tenant's api_url when it calls https://{host}/…
+	InterceptHosts []string `yaml:"intercept_hosts"`
 	// RefreshTokenLifetime is how long a consent's refresh token lives, for
 	// platforms that set it per client without saying so in their answers
 	// (SCAYLE). Counted from the consent; a rotated refresh token keeps the
 	// expiry. Zero: unknown, unless the platform states it.
 	RefreshTokenLifetime Duration `yaml:"refresh_token_lifetime"`
+
+	// Sessions makes the tenant hold one token per customer login instead
+	// of one per tenant (config/sessions.go). Nil: no sessions.
+	Sessions *Sessions `yaml:"sessions"`
 }
 
 // RateLimit is a token bucket for one tenant's outbound requests.

@@ -24,6 +24,8 @@ func (c *Config) Validate() error {
 	c.validateCallers(&ps)
 	c.validateCallerKeyHeader(&ps)
 	c.validateApps(&ps)
+	c.validateListeners(&ps)
+	c.validateNotify(&ps)
 	for _, name := range slices.Sorted(maps.Keys(c.Tenants)) {
 		t := c.Tenants[name]
 		if t != nil && t.App != "" && c.Apps[t.App] == nil {
@@ -54,6 +56,11 @@ func (c *Config) validateServer(ps *Problems) {
 	case c.PublicURL != "" && (listenOK || !derived):
 		if msg := checkURL(c.PublicURL, false); msg != "" {
 			ps.add("public_url", msg)
+		}
+	}
+	for i, h := range c.AllowedHosts {
+		if msg := checkAllowedHost(h); msg != "" {
+			ps.add(fmt.Sprintf("allowed_hosts[%d]", i), msg)
 		}
 	}
 	oneOf(ps, "log.level", c.Log.Level, "debug", "info", "warn", "error")
@@ -98,6 +105,9 @@ func (c *Config) validateTuning(ps *Problems) {
 			ps.add(p.key, "must be positive")
 		}
 	}
+	if c.DrainDelay < 0 {
+		ps.add("drain_delay", "must not be negative")
+	}
 	if c.Engine.MaxActive <= 0 {
 		ps.add("engine.max_active", "must be positive")
 	}
@@ -134,6 +144,27 @@ func checkHostPort(addr string, listener bool) string {
 	}
 	if host != "" && !validHost(host) {
 		return "invalid host: want an ip address or a dns name"
+	}
+	return ""
+}
+
+// checkAllowedHost returns what is wrong with h as an allowed_hosts entry,
+// or "": a bare host name or IP address, without scheme, port, path or a
+// trailing dot (a Host ending in "." is always refused).
+func checkAllowedHost(h string) string {
+	switch {
+	case strings.Contains(h, "://"):
+		return fmt.Sprintf("%q: want a host name without scheme, such as sidekey.shop.svc", h)
+	case strings.ContainsAny(h, "/?#@"):
+		return fmt.Sprintf("%q: want a host name without path, such as sidekey.shop.svc", h)
+	case strings.HasSuffix(h, "."):
+		return fmt.Sprintf("%q: drop the trailing dot", h)
+	}
+	if _, _, err := net.SplitHostPort(h); err == nil || strings.HasPrefix(h, "[") {
+		return fmt.Sprintf("%q: want a host name without port (any port is allowed)", h)
+	}
+	if !validHost(h) {
+		return fmt.Sprintf("%q: not a valid host name or ip address", h)
 	}
 	return ""
 }
@@ -265,9 +296,10 @@ func (c *Config) validateTLS(ps *Problems) {
 	}
 }
 
-// validateApps checks each app block: a name like a tenant's, a known
-// provider, and sane settings. Per-tenant requirements (store,
-// tenant_space, …) are checked on the tenants and connections using it.
+// validateApps checks each app block: a name like a tenant's and a
+// provider set. The provider's name and requirements are package
+// providers' to check (providers.CheckApp, and providers.Check on the
+// tenants and connections using the app).
 func (c *Config) validateApps(ps *Problems) {
 	for _, name := range slices.Sorted(maps.Keys(c.Apps)) {
 		a := c.Apps[name]
@@ -281,10 +313,6 @@ func (c *Config) validateApps(ps *Problems) {
 			ps.add(key, "empty app")
 		case a.App != "":
 			ps.add(key+".app", "an app cannot name another app")
-		case a.Provider == "":
-			ps.add(key+".provider", "required")
-		case requiredFields[a.Provider] == nil:
-			ps.addf(key+".provider", "unknown provider %q", a.Provider)
 		}
 	}
 }

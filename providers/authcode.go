@@ -38,10 +38,11 @@ type AuthCode interface {
 }
 
 // Revoker is implemented by providers that can revoke a tenant's tokens on
-// disconnect (SCAYLE's token management API).
+// disconnect (SCAYLE's logout).
 type Revoker interface {
-	// Revoke revokes tok (and its refresh token where the platform ties
-	// them together).
+	// Revoke revokes tok's whole grant: its access token and its refresh
+	// token. A *TokenError with Status 401 means tok's access token is
+	// dead: refresh it, store the result, and call Revoke again.
 	Revoke(ctx context.Context, tok *oauth2.Token) error
 }
 

@@ -62,6 +62,10 @@ func newIstores(r *resolved, env sourceEnv) AuthCode {
 	return &istores{newCodeClient(r, env, " ", true)}
 }
 
+// CanRefresh is false: Istores has no refresh grant, so the engine never
+// tries to refresh its token (see Tenant.CanRefresh).
+func (p *istores) CanRefresh() bool { return false }
+
 // ConsentURL returns the Istores authorization URL for c.
 func (p *istores) ConsentURL(c Consent) (string, error) {
 	if err := checkConsent("istores", c); err != nil {
@@ -83,6 +87,10 @@ func (p *istores) ConsentURL(c Consent) (string, error) {
 func (p *istores) CallbackState(q url.Values) (string, error) {
 	return q.Get("state"), nil
 }
+
+// CallbackMayOmitState is true: Istores documents no state parameter, so
+// its callback may come back without one (see CallbackMayOmitState).
+func (p *istores) CallbackMayOmitState() bool { return true }
 
 // Exchange trades code for an access token (no refresh token).
 func (p *istores) Exchange(ctx context.Context, code string, c Consent) (*oauth2.Token, error) {

@@ -201,3 +201,19 @@ func TestIstoresExchangeFailures(t *testing.T) {
 		t.Error("a failed Exchange matches ErrConsentRequired; only Refresh should")
 	}
 }
+
+func TestCallbackMayOmitStateOnlyIstores(t *testing.T) {
+	if !CallbackMayOmitState(buildAuthCode(t, "il-shop", &config.Tenant{Provider: "istores", ClientID: "id", ClientSecret: "s",
+		Scopes: []string{"products:read"}}, Options{}).AuthCode) {
+		t.Error("istores: false; want true (it documents no state)")
+	}
+	for _, c := range []*config.Tenant{scayleConfig(), {Provider: "storehippo", Store: "acme", ClientID: "id", ClientSecret: "s",
+		Scopes: []string{"read"}}} {
+		if CallbackMayOmitState(buildAuthCode(t, c.Provider, c, Options{}).AuthCode) {
+			t.Errorf("%s: true; want false", c.Provider)
+		}
+	}
+	if CallbackMayOmitState(nil) {
+		t.Error("nil: true; want false")
+	}
+}

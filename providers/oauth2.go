@@ -59,6 +59,11 @@ func checkOAuth2(c *checker) {
 // allows for this purpose), so scopes and token_params (audience,
 // resource, ...) are sent with either grant.
 //
+// The refresh_token grant presents the stored refresh token (fetchWith,
+// through Tenant.Fetch): the configured refresh_token is only the seed used
+// while the store holds none, so a rotated refresh token survives restarts
+// and is shared by replicas (invariant 3).
+//
 // The lifetime comes from expires_in (a number or a numeric string); when
 // it is missing the token's Expiry is zero, which the engine treats as
 // permanent until the API answers 401. Safe for concurrent use;
@@ -70,14 +75,13 @@ type oauth2Source struct {
 	log      *zap.Logger
 	secret   string // client secret, scrubbed from error text
 	refresh  bool   // refresh_token grant
+	seed     string // the configured refresh token (refresh grant)
 
-	mu   sync.Mutex                // guards conf.EndpointParams and refreshToken (refresh grant only)
+	mu   sync.Mutex                // guards conf.EndpointParams and latest (refresh grant only)
 	conf *clientcredentials.Config // read-only for the client_credentials grant
-	// refreshToken is the latest refresh token. A rotated one is kept in
-	// memory only for now: persisting it (invariant 3) is the persist
-	// wrapper's job, and until that exists a restart falls back to the
-	// configured refresh token.
-	refreshToken string
+	// latest is the last refresh token this source saw, for TokenContext
+	// used on its own (without a store); the engine uses fetchWith.
+	latest string
 }
 
 func newOAuth2Source(r *resolved, env sourceEnv) ContextTokenSource {
@@ -92,7 +96,8 @@ func newOAuth2Source(r *resolved, env sourceEnv) ContextTokenSource {
 	}
 	if s.refresh {
 		params.Set("grant_type", grantRefreshToken)
-		s.refreshToken = string(t.RefreshToken)
+		s.seed = string(t.RefreshToken)
+		s.latest = s.seed
 	}
 	s.conf = &clientcredentials.Config{
 		ClientID:       t.ClientID,
@@ -123,40 +128,53 @@ func (s *oauth2Source) Token() (*oauth2.Token, error) {
 	return s.TokenContext(context.Background())
 }
 
-// TokenContext performs one token request bounded by ctx. Every failure is
+// TokenContext performs one token request bounded by ctx; the refresh
+// grant presents the last refresh token this source saw. Every failure is
 // a *TokenError.
 func (s *oauth2Source) TokenContext(ctx context.Context) (*oauth2.Token, error) {
-	if s.refresh {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		s.conf.EndpointParams.Set("refresh_token", s.refreshToken)
+	if !s.refresh {
+		return s.request(ctx, "")
 	}
-	secrets := []string{s.secret, s.refreshToken}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.request(ctx, s.latest)
+}
+
+// fetchWith performs one token request for the stored token prev (nil:
+// none): the refresh grant presents prev's refresh token, or the
+// configured one when prev has none.
+func (s *oauth2Source) fetchWith(ctx context.Context, prev *oauth2.Token) (*oauth2.Token, error) {
+	if !s.refresh {
+		return s.request(ctx, "")
+	}
+	rt := s.seed
+	if prev != nil && prev.RefreshToken != "" {
+		rt = prev.RefreshToken
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.request(ctx, rt)
+}
+
+// request performs one token request; refreshToken is presented with the
+// refresh grant (s.mu held).
+func (s *oauth2Source) request(ctx context.Context, refreshToken string) (*oauth2.Token, error) {
+	if s.refresh {
+		s.conf.EndpointParams.Set("refresh_token", refreshToken)
+	}
 	ctx = context.WithValue(ctx, oauth2.HTTPClient, s.client)
 	start := timeNow()
 	tok, err := s.conf.Token(ctx)
-	if err == nil {
-		err = checkIssued(tok, start)
-	}
+	tok, err = issuedByOAuth2(s.provider, s.log, tok, err, start, []string{s.secret, refreshToken})
 	if err != nil {
-		te := fromOAuth2Error(s.provider, err, append(secrets, tokenSecrets(tok)...))
-		describe(te)
-		logFailure(s.log, te, start)
-		return nil, te
+		return nil, err
 	}
-	tok.Expiry = capExpiry(tok.AccessToken, tok.Expiry, start, s.log)
-	rotated := false
-	if s.refresh && tok.RefreshToken != "" && tok.RefreshToken != s.refreshToken {
-		s.refreshToken = tok.RefreshToken
-		rotated = true
+	if s.refresh {
+		if tok.RefreshToken == "" {
+			tok.RefreshToken = refreshToken
+		}
+		s.latest = tok.RefreshToken
 	}
-	var lifetime time.Duration
-	if !tok.Expiry.IsZero() {
-		lifetime = tok.Expiry.Sub(start)
-	}
-	s.log.Debug("token issued", zap.Duration("duration", timeNow().Sub(start)),
-		zap.Duration("lifetime", lifetime), zap.Bool("stated_lifetime", !tok.Expiry.IsZero()),
-		zap.Bool("refresh_token_rotated", rotated))
 	return tok, nil
 }
 

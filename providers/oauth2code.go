@@ -143,22 +143,5 @@ func (p *oauth2AuthCode) Refresh(ctx context.Context, refreshToken string) (*oau
 // issued checks and logs the outcome of one x/oauth2 token request; every
 // failure becomes a *TokenError scrubbed of secrets.
 func (p *oauth2AuthCode) issued(tok *oauth2.Token, err error, start time.Time, secrets []string) (*oauth2.Token, error) {
-	if err == nil {
-		err = checkIssued(tok, start)
-	}
-	if err != nil {
-		te := fromOAuth2Error(p.provider, err, append(secrets, tokenSecrets(tok)...))
-		describe(te)
-		logFailure(p.log, te, start)
-		return nil, te
-	}
-	tok.Expiry = capExpiry(tok.AccessToken, tok.Expiry, start, p.log)
-	tok = withStatedRefreshExpiry(tok, start)
-	var lifetime time.Duration
-	if !tok.Expiry.IsZero() {
-		lifetime = tok.Expiry.Sub(start)
-	}
-	p.log.Debug("token issued", zap.Duration("duration", timeNow().Sub(start)),
-		zap.Duration("lifetime", lifetime), zap.Bool("refresh_token", tok.RefreshToken != ""))
-	return tok, nil
+	return issuedByOAuth2(p.provider, p.log, tok, err, start, secrets)
 }

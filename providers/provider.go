@@ -95,7 +95,8 @@ func (i Injection) Value(token string) string {
 // Options configure Build. The zero value is ready to use.
 type Options struct {
 	// HTTPClient sends token requests. Nil: a client with a 30 s overall
-	// timeout that does not follow redirects.
+	// timeout. Either way Build uses it through RefuseRedirects: a request
+	// carrying a credential never follows a redirect.
 	HTTPClient *http.Client
 	// Logger receives debug lines about token requests (never a secret or
 	// a token). Nil: zap.NewNop().
@@ -170,6 +171,19 @@ func Check(name string, t *config.Tenant) []config.Problem {
 	return problems
 }
 
+// CheckApp reports the problems of app block name that are the provider's
+// to judge: its provider must be set and known. What else a provider
+// requires is checked on each tenant and connection using the app (Check),
+// since an app holds only part of their settings.
+func CheckApp(name string, a *config.Tenant) []config.Problem {
+	if a == nil {
+		return nil // config reports an empty app
+	}
+	c := &checker{prefix: "apps." + name + ".", t: a}
+	c.checkProviderName(a.Provider)
+	return c.problems
+}
+
 // Build resolves tenant name. A tenant with problems yields a config.Problems
 // error listing every one of them by key path. Empty fields get the
 // provider's defaults; t is not modified and not retained, except that the
@@ -186,10 +200,7 @@ func Build(name string, t *config.Tenant, opts Options) (*Tenant, error) {
 		log = zap.NewNop()
 	}
 	log = log.Named("providers").With(zap.String("tenant", name), zap.String("provider", r.p.name))
-	client := opts.HTTPClient
-	if client == nil {
-		client = defaultHTTPClient()
-	}
+	client := RefuseRedirects(opts.HTTPClient)
 	out := &Tenant{
 		Name:                 name,
 		Provider:             r.p.name,
@@ -237,19 +248,14 @@ func cleartext(u *url.URL) bool {
 	return ip == nil || !ip.IsLoopback()
 }
 
-// defaultHTTPClient is used for token requests when Options.HTTPClient is
-// nil. Token endpoints do not redirect; following one would resend the
-// credentials, so a 3xx is reported as a failed request instead.
+// defaultHTTPClient is the client for token requests when
+// Options.HTTPClient is nil: a 20 s wait for the answer's headers and 30 s
+// overall. It follows redirects like any http.Client; RefuseRedirects,
+// which Build always applies, is what refuses them.
 func defaultHTTPClient() *http.Client {
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.ResponseHeaderTimeout = 20 * time.Second
-	return &http.Client{
-		Transport: transport,
-		Timeout:   30 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		},
-	}
+	return &http.Client{Transport: transport, Timeout: 30 * time.Second}
 }
 
 // timeNow is the clock; tests may swap it.

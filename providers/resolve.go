@@ -45,6 +45,25 @@ func (c *checker) required(key, value string) {
 	}
 }
 
+// checkProviderName records the problem with a provider's name, if any:
+// missing, or unknown (with the known name spelled most like it). It
+// reports whether the name is known.
+func (c *checker) checkProviderName(name string) bool {
+	switch {
+	case name == "":
+		c.add("provider", "required (one of %s)", platformNames)
+	case platformNamed(name) == nil:
+		if best := config.Suggest(name, strings.Split(platformNames, ", ")); best != "" {
+			c.add("provider", "unknown provider %q (did you mean %s?)", name, best)
+		} else {
+			c.add("provider", "unknown provider %q (want one of %s)", name, platformNames)
+		}
+	default:
+		return true
+	}
+	return false
+}
+
 // resolve applies defaults to t and checks it. It returns the resolved
 // tenant only when there are no problems.
 func resolve(name string, t *config.Tenant) (*resolved, []config.Problem) {
@@ -52,15 +71,10 @@ func resolve(name string, t *config.Tenant) (*resolved, []config.Problem) {
 	if t == nil {
 		return nil, []config.Problem{{Key: "tenants." + name, Message: "required"}}
 	}
-	if t.Provider == "" {
-		c.add("provider", "required (one of %s)", platformNames)
+	if !c.checkProviderName(t.Provider) {
 		return nil, c.problems
 	}
 	p := platformNamed(t.Provider)
-	if p == nil {
-		c.add("provider", "unknown provider %q (want one of %s)", t.Provider, platformNames)
-		return nil, c.problems
-	}
 	r := &resolved{name: name, t: t, p: p}
 	r.apiURL = c.endpoint("api_url", t.APIURL, p.apiURL, true)
 	if p.usesTokenURL {
@@ -70,6 +84,9 @@ func resolve(name string, t *config.Tenant) (*resolved, []config.Problem) {
 		r.authURL = c.endpoint("auth_url", t.AuthURL, p.authURL, false)
 	} else if t.RefreshTokenLifetime > 0 {
 		c.add("refresh_token_lifetime", "only for tenants connected by a consent (authorization code)")
+	}
+	if t.Sessions != nil && (p.consent == nil || !p.consent(t)) {
+		c.add("sessions", "only for tenants whose customers log in through a consent flow (authorization code)")
 	}
 	r.inject = c.injection()
 	r.headers = c.headers(r.inject.Header)

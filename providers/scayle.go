@@ -32,9 +32,9 @@ const (
 	// scayleConsentLifetime is the consent JWT's life (exp - iat), the
 	// documentation's 15 minutes.
 	scayleConsentLifetime = 15 * time.Minute
-	// scayleTokensPath is where SCAYLE's token management revokes a token,
-	// below the token endpoint's scheme and host.
-	scayleTokensPath = "/v1/oauth/tokens/"
+	// scayleLogoutPath is SCAYLE's logout (revokes an access token and its
+	// refresh token), below the token endpoint's scheme and host.
+	scayleLogoutPath = "/v1/auth/logout"
 )
 
 func scaylePlatform() *platform {
@@ -92,7 +92,7 @@ type scayle struct {
 	params     url.Values // token_params; never modified after construction
 	endpoint   *tokenEndpoint
 	creds      credentials
-	revokeBase string // scheme://host of the token endpoint + scayleTokensPath
+	logoutURL  string // scheme://host of the token endpoint + scayleLogoutPath
 	client     *http.Client
 	log        *zap.Logger
 }
@@ -102,7 +102,7 @@ func newSCAYLE(r *resolved, env sourceEnv) AuthCode {
 	secret := string(t.ClientSecret)
 	shopSecret := string(t.ShopSecret)
 	params := r.tokenParams()
-	base := url.URL{Scheme: r.tokenURL.Scheme, Host: r.tokenURL.Host, Path: scayleTokensPath}
+	logout := url.URL{Scheme: r.tokenURL.Scheme, Host: r.tokenURL.Host, Path: scayleLogoutPath}
 	endpoint := r.tokenEndpoint(env, secret, shopSecret)
 	endpoint.json = true
 	return &scayle{
@@ -114,7 +114,7 @@ func newSCAYLE(r *resolved, env sourceEnv) AuthCode {
 		params:     params,
 		endpoint:   endpoint,
 		creds:      credentials{id: t.ClientID, secret: secret, inHeader: true, rawBasic: true},
-		revokeBase: base.String(),
+		logoutURL:  logout.String(),
 		client:     env.client,
 		log:        env.log,
 	}
@@ -215,13 +215,17 @@ func (p *scayle) Refresh(ctx context.Context, refreshToken string) (*oauth2.Toke
 	return refreshWith(ctx, p.endpoint, p.params, refreshToken, p.creds)
 }
 
-// Revoke revokes tok's session through SCAYLE's token management: DELETE
-// {scheme://host of token_url}/v1/oauth/tokens/{jti} with tok as Bearer.
-// A token SCAYLE no longer knows (404) counts as revoked. Failures are
-// *TokenError with Op "revoke".
+// Revoke ends tok's whole grant through SCAYLE's logout: POST {scheme://host
+// of token_url}/v1/auth/logout with tok's access token as Bearer and
+// X-Shop-Id, which revokes the access token and its refresh token. (DELETE
+// /v1/oauth/tokens/{jti} would revoke the one access token and leave the
+// refresh token alive.) The access token must still be valid: a dead one
+// is refused with 401, and the caller refreshes first (storing the rotated
+// refresh token before use) and tries again. Failures are *TokenError with
+// Op "logout".
 func (p *scayle) Revoke(ctx context.Context, tok *oauth2.Token) error {
 	fail := func(te *TokenError) error {
-		te.Provider, te.Op = "scayle", "revoke"
+		te.Provider, te.Op = "scayle", "logout"
 		if tok != nil {
 			te.scrub(append(slices.Clone(p.endpoint.secrets), tok.AccessToken, tok.RefreshToken))
 		}
@@ -229,44 +233,25 @@ func (p *scayle) Revoke(ctx context.Context, tok *oauth2.Token) error {
 		return te
 	}
 	if tok == nil || tok.AccessToken == "" {
-		return fail(&TokenError{Code: "invalid_request", Description: "no access token to revoke"})
+		return fail(&TokenError{Code: "invalid_request", Description: "no access token to log out with"})
 	}
-	id, err := tokenID(tok.AccessToken)
-	if err != nil {
-		return fail(&TokenError{Code: "invalid_request", Description: err.Error()})
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, p.revokeBase+url.PathEscape(id), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.logoutURL, nil)
 	if err != nil {
 		return fail(&TokenError{Err: err})
 	}
 	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
 	req.Header.Set("Accept", "application/json")
-	if p.shopID != "" {
-		req.Header.Set("X-Shop-Id", p.shopID)
-	}
+	req.Header.Set("X-Shop-Id", p.shopID)
 	resp, err := p.client.Do(req)
 	if err != nil {
 		return fail(&TokenError{Err: err})
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxTokenResponse))
-	if resp.StatusCode/100 == 2 || resp.StatusCode == http.StatusNotFound {
-		p.log.Debug("token revoked", zap.Int("status", resp.StatusCode))
+	if resp.StatusCode/100 == 2 {
+		p.log.Debug("logged out: access and refresh token revoked", zap.Int("status", resp.StatusCode))
 		return nil
 	}
 	code, desc := parseErrorFields(resp.Header.Get("Content-Type"), body)
 	return fail(&TokenError{Status: resp.StatusCode, Code: code, Description: desc, RetryAfter: retryAfter(resp.Header)})
-}
-
-// tokenID reads the jti claim (SCAYLE's token id) of an access token.
-func tokenID(token string) (string, error) {
-	claims := jwt.MapClaims{}
-	if _, _, err := jwt.NewParser().ParseUnverified(token, claims); err != nil {
-		return "", errors.New("the access token is not a JWT")
-	}
-	id, ok := claims["jti"].(string)
-	if !ok || id == "" {
-		return "", errors.New("the access token has no jti claim")
-	}
-	return id, nil
 }

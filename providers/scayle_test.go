@@ -217,10 +217,14 @@ func TestSCAYLERevoke(t *testing.T) {
 	if code, _ := callAPI(t, tenant, "/v1/customers/me", other.AccessToken); code != http.StatusOK {
 		t.Errorf("another session: %d; want 200 (only the one token is revoked)", code)
 	}
-	err := revoker.Revoke(context.Background(), &oauth2.Token{AccessToken: "opaque"})
+	if sim.Logouts() != 1 {
+		t.Errorf("Logouts = %d; want 1 (revocation is SCAYLE's logout)", sim.Logouts())
+	}
+	err := revoker.Revoke(context.Background(), &oauth2.Token{AccessToken: "opaque-access-token-unknown"})
 	var te *TokenError
-	if !errors.As(err, &te) || te.Op != "revoke" || !strings.HasPrefix(err.Error(), "scayle: revoke failed") {
-		t.Errorf("revoking a non-JWT: %v; want a scayle revoke TokenError", err)
+	if !errors.As(err, &te) || te.Op != "logout" || te.Status != http.StatusUnauthorized ||
+		!strings.HasPrefix(err.Error(), "scayle: logout failed: 401") || strings.Contains(err.Error(), "opaque-access") {
+		t.Errorf("logging out with an unknown token: %v; want a scayle logout TokenError with status 401", err)
 	}
 }
 

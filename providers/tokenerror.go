@@ -116,7 +116,8 @@ const (
 
 // clean makes provider-supplied text fit for an error message: control
 // characters become spaces, invalid UTF-8 is dropped, every secret is
-// replaced by "[redacted]" and the result is cut to max bytes.
+// replaced by "[redacted]" in every encoding (see redact) and the result is
+// cut to max bytes.
 func clean(s string, max int, secrets []string) string {
 	s = strings.ToValidUTF8(s, "")
 	s = strings.Map(func(r rune) rune {
@@ -125,11 +126,7 @@ func clean(s string, max int, secrets []string) string {
 		}
 		return r
 	}, s)
-	for _, secret := range secrets {
-		if len(secret) >= minSecretLen {
-			s = strings.ReplaceAll(s, secret, "[redacted]")
-		}
-	}
+	s = redact(s, secrets)
 	s = strings.TrimSpace(s)
 	if len(s) > max {
 		cut := max

@@ -118,7 +118,7 @@ func (e *tokenEndpoint) request(ctx context.Context, params url.Values, creds cr
 	if err != nil {
 		te := err.(*TokenError)
 		te.RetryAfter = retryAfter(resp.Header)
-		return nil, e.fail(te, start, secrets)
+		return nil, e.fail(te, start, append(secrets, issuedSecrets(resp.Header.Get("Content-Type"), body)...))
 	}
 	tok := &oauth2.Token{
 		AccessToken:  tr.AccessToken,
@@ -133,7 +133,6 @@ func (e *tokenEndpoint) request(ctx context.Context, params url.Values, creds cr
 	if lifetime > 0 {
 		tok.Expiry = start.Add(lifetime)
 	}
-	tok.Expiry = capExpiry(tok.AccessToken, tok.Expiry, start, e.log)
 	extra := map[string]any{}
 	if tr.Scope != "" {
 		extra["scope"] = tr.Scope
@@ -144,13 +143,7 @@ func (e *tokenEndpoint) request(ctx context.Context, params url.Values, creds cr
 	if len(extra) > 0 {
 		tok = tok.WithExtra(extra)
 	}
-	if !tok.Expiry.IsZero() {
-		lifetime = tok.Expiry.Sub(start)
-	}
-	e.log.Debug("token issued", zap.Int("status", resp.StatusCode),
-		zap.Duration("duration", timeNow().Sub(start)), zap.Duration("lifetime", lifetime),
-		zap.Bool("stated_lifetime", tr.ExpiresIn > 0), zap.Bool("refresh_token", tr.RefreshToken != ""))
-	return tok, nil
+	return finishIssued(e.log, tok, start, zap.Int("status", resp.StatusCode), zap.Bool("stated_lifetime", tr.ExpiresIn > 0)), nil
 }
 
 // withStatedRefreshExpiry returns tok, issued by x/oauth2 for a request
@@ -183,6 +176,13 @@ func withStatedRefreshExpiry(tok *oauth2.Token, start time.Time) *oauth2.Token {
 		return tok.WithExtra(extra)
 	}
 	return tok
+}
+
+// issuedSecrets returns the tokens an unusable answer may still carry
+// (access_token, refresh_token), so that its error text cannot quote them.
+func issuedSecrets(contentType string, body []byte) []string {
+	fields, _, _ := decodeFields(contentType, body)
+	return []string{fields.str("access_token"), fields.str("refresh_token")}
 }
 
 // encodeParams encodes params as a form or as a JSON object whose members

@@ -9,6 +9,10 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/oauth2"
 )
 
 const (
@@ -243,4 +247,37 @@ func (f responseFields) lifetime(name string) (secs int64, given bool, err error
 		return maxExpiresIn, true, nil
 	}
 	return int64(v), true, nil
+}
+
+// finishIssued is the one post-processing of every issued token, requested
+// at start: its expiry capped by the access token's JWT exp (see
+// capExpiry), and one debug line, never a token. fields add to that line.
+func finishIssued(log *zap.Logger, tok *oauth2.Token, start time.Time, fields ...zap.Field) *oauth2.Token {
+	tok.Expiry = capExpiry(tok.AccessToken, tok.Expiry, start, log)
+	var lifetime time.Duration
+	if !tok.Expiry.IsZero() {
+		lifetime = tok.Expiry.Sub(start)
+	}
+	log.Debug("token issued", append([]zap.Field{zap.Duration("duration", timeNow().Sub(start)),
+		zap.Duration("lifetime", lifetime), zap.Bool("refresh_token", tok.RefreshToken != "")}, fields...)...)
+	return tok
+}
+
+// issuedByOAuth2 completes the outcome of one golang.org/x/oauth2 token
+// request sent at start: a failure, or a token sidekey cannot use, becomes
+// a *TokenError scrubbed of secrets (and of the token's own credentials)
+// and is logged; a token gets its refresh token's stated expiry and
+// finishIssued.
+func issuedByOAuth2(provider string, log *zap.Logger, tok *oauth2.Token, err error, start time.Time, secrets []string) (*oauth2.Token, error) {
+	if err == nil {
+		err = checkIssued(tok, start)
+	}
+	if err != nil {
+		te := fromOAuth2Error(provider, err, append(secrets, tokenSecrets(tok)...))
+		describe(te)
+		logFailure(log, te, start)
+		return nil, te
+	}
+	tok = withStatedRefreshExpiry(tok, start)
+	return finishIssued(log, tok, start, zap.Bool("stated_lifetime", !tok.Expiry.IsZero())), nil
 }

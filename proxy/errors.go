@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -21,6 +22,8 @@ const (
 	CodeCallerUnauthorized  = "caller_unauthorized"  // 401: missing or wrong caller key
 	CodeCallerForbidden     = "caller_forbidden"     // 403: caller may not use this tenant
 	CodeRateLimited         = "rate_limited"         // 429: sidekey's own rate limit
+	CodeHostNotAllowed      = "host_not_allowed"     // 421: a loopback listener asked for a foreign Host (DNS rebinding)
+	CodeCrossSiteRefused    = "cross_site_refused"   // 403: a browser marked the request cross-site
 )
 
 // ErrorHeader is the response header naming the error code on every
@@ -52,4 +55,33 @@ func WriteError(w http.ResponseWriter, status int, code, tenant, message string,
 	w.WriteHeader(status)
 	body, _ := json.Marshal(errorBody{Error: code, Message: message, Tenant: tenant})
 	_, _ = w.Write(append(body, '\n'))
+}
+
+// stripErrorHeader is ReverseProxy's ModifyResponse: it removes the
+// upstream's own X-Sidekey-Error, from headers and trailers, so that the
+// header tells callers truthfully that sidekey itself answered. A 101
+// Switching Protocols body is a tunnel and is left unwrapped.
+func stripErrorHeader(resp *http.Response) error {
+	resp.Header.Del(ErrorHeader)
+	delete(resp.Trailer, ErrorHeader)
+	if resp.ContentLength < 0 && resp.StatusCode != http.StatusSwitchingProtocols {
+		// Trailers, announced or not, are known once the body is done;
+		// ReverseProxy copies them after closing it.
+		resp.Body = &trailerScrub{ReadCloser: resp.Body, resp: resp}
+	}
+	return nil
+}
+
+// trailerScrub removes X-Sidekey-Error from a response's trailers when the
+// body is closed.
+type trailerScrub struct {
+	io.ReadCloser
+	resp *http.Response
+}
+
+// Close closes the body, which completes resp.Trailer, and scrubs it.
+func (t *trailerScrub) Close() error {
+	err := t.ReadCloser.Close()
+	delete(t.resp.Trailer, ErrorHeader)
+	return err
 }

@@ -50,6 +50,11 @@ type Options struct {
 	// Proxy-Authorization, which are always removed, it never reaches the
 	// upstream. Empty: none.
 	CallerKeyHeader string
+	// AllowUpgrade reports whether a tenant's callers may open Upgrade
+	// tunnels (WebSocket): the tenant's allow_upgrade. Nil: none may; a
+	// request carrying Upgrade is answered 400 bad_request, since what
+	// flows through a tunnel escapes sidekey's path checks.
+	AllowUpgrade func(tenant string) bool
 	// TokenUnavailable maps a token engine error to the status, code,
 	// message and Retry-After the caller gets. Default: 503
 	// token_unavailable with the error's text.
@@ -73,6 +78,7 @@ type stateKey struct{}
 type requestState struct {
 	statusWriter
 	route      *Route
+	tokens     TokenSource   // where this request's token comes from (a session's, or the route's)
 	out        url.URL       // the upstream URL
 	tok        *oauth2.Token // the token injected into the current attempt
 	replay     bool          // the body can be sent again
@@ -101,11 +107,12 @@ func New(opts Options) *Proxy {
 	}
 	p := &Proxy{opts: opts, log: opts.Logger}
 	p.rp = &httputil.ReverseProxy{
-		Rewrite:      p.rewrite,
-		Transport:    &replayTransport{base: opts.Transport, proxy: p},
-		BufferPool:   bufferPool{},
-		ErrorHandler: p.upstreamError,
-		ErrorLog:     zap.NewStdLog(opts.Logger.Named("reverseproxy")),
+		Rewrite:        p.rewrite,
+		Transport:      &replayTransport{base: opts.Transport, proxy: p},
+		BufferPool:     bufferPool{},
+		ModifyResponse: stripErrorHeader,
+		ErrorHandler:   p.upstreamError,
+		ErrorLog:       zap.NewStdLog(opts.Logger.Named("reverseproxy")),
 	}
 	return p
 }
@@ -158,6 +165,10 @@ func (p *Proxy) serve(st *requestState, r *http.Request) {
 		return
 	}
 	st.route = rt
+	if _, ok := r.Header["Upgrade"]; ok && (p.opts.AllowUpgrade == nil || !p.opts.AllowUpgrade(rt.name)) {
+		WriteError(w, http.StatusBadRequest, CodeBadRequest, rt.name, "Upgrade (WebSocket, h2c) is not allowed for this tenant: set allow_upgrade: true to let it through", 0)
+		return
+	}
 	if st.out, err = joinURL(rt.upstream, rt.base, t.rest, t.rawQuery); err != nil {
 		WriteError(w, http.StatusBadRequest, CodeBadRequest, rt.name, err.Error(), 0)
 		return
@@ -166,7 +177,11 @@ func (p *Proxy) serve(st *requestState, r *http.Request) {
 		p.rateLimited(w, r, rt.name, err)
 		return
 	}
-	if st.tok, err = rt.tokens.TokenContext(r.Context()); err != nil {
+	if st.tokens, err = rt.tokensFor(r); err != nil {
+		p.tokenError(w, r, rt.name, err)
+		return
+	}
+	if st.tok, err = st.tokens.TokenContext(r.Context()); err != nil {
 		p.tokenError(w, r, rt.name, err)
 		return
 	}
@@ -190,15 +205,35 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	*pr.Out.URL = st.out
 	pr.Out.Host = "" // the upstream's own host, never the caller's
 	h := pr.Out.Header
-	h.Del("Authorization")
-	h.Del("Proxy-Authorization")
-	if p.opts.CallerKeyHeader != "" {
-		h.Del(p.opts.CallerKeyHeader)
-	}
+	p.dropCallerCredentials(h, rt)
 	for k, v := range rt.static {
 		h[k] = v
 	}
 	h[rt.header] = rt.headerValue(st.tok)
+	// A chunked body's trailers are headers too: the caller's credentials
+	// and the headers sidekey sets never travel in them either.
+	if len(pr.Out.Trailer) > 0 {
+		p.dropCallerCredentials(pr.Out.Trailer, rt)
+		for k := range rt.static {
+			delete(pr.Out.Trailer, k)
+		}
+		if len(pr.Out.Trailer) == 0 {
+			pr.Out.Trailer = nil
+		}
+	}
+}
+
+// dropCallerCredentials removes from h every header that carries a
+// caller's credential, or the tenant's: Authorization,
+// Proxy-Authorization, the caller key header and the token header.
+func (p *Proxy) dropCallerCredentials(h http.Header, rt *Route) {
+	delete(h, "Authorization")
+	delete(h, "Proxy-Authorization")
+	delete(h, SessionHeader)
+	delete(h, rt.header)
+	if p.opts.CallerKeyHeader != "" {
+		delete(h, p.opts.CallerKeyHeader)
+	}
 }
 
 // rateLimited answers a request refused by its tenant's rate limit.
@@ -215,6 +250,9 @@ func (p *Proxy) rateLimited(w http.ResponseWriter, r *http.Request, tenant strin
 func (p *Proxy) tokenError(w http.ResponseWriter, r *http.Request, tenant string, err error) {
 	if r.Context().Err() != nil {
 		w.WriteHeader(statusClientClosed) // the caller went away; nobody reads this
+		return
+	}
+	if writeSessionError(w, tenant, err) {
 		return
 	}
 	status, code, msg, retry := p.opts.TokenUnavailable(tenant, err)

@@ -135,6 +135,10 @@ var routeTests = []struct {
 	{"", "/acme/q?a=b?c&d=%zz", "/q?a=b?c&d=%zz"}, // query bytes untouched
 	{"", "/acme/file.json", "/file.json"},
 	{"", "/acme/.well-known/x", "/.well-known/x"},
+	{"", "/acme/caf%C3%A9/%E6%97%A5%E3%80%82", "/caf%C3%A9/%E6%97%A5%E3%80%82"}, // UTF-8, an ideographic full stop inside a segment
+	{"", "/acme/latin%E0b%C0", "/latin%E0b%C0"},                                 // Latin-1 bytes are no overlong UTF-8
+	{"", "/acme/a;b/..x;/x..;", "/a;b/..x;/x..;"},                               // parameters and dots that make no dot segment
+	{"", "/acme/q?text=line%0Aline%00", "/q?text=line%0Aline%00"},               // the query is the API's business
 }
 
 func TestRoutesPathAndQueryExactly(t *testing.T) {
@@ -178,6 +182,27 @@ var refuseTests = []struct {
 	{"/", 400, "bad_request"},
 	{"http://evil.example/acme/x", 400, "bad_request"},
 	{"/nope/x", 404, "unknown_tenant"},
+	{"/acme/a%00b", 400, "bad_request"},                        // escaped NUL
+	{"/acme/a%0d%0aX-Injected:%201", 400, "bad_request"},       // escaped CR LF
+	{"/acme/a%1Fb", 400, "bad_request"},                        // escaped unit separator
+	{"/acme/a%7fb", 400, "bad_request"},                        // escaped DEL
+	{"/acme/a%09b", 400, "bad_request"},                        // escaped tab
+	{"/acme/..;/secret", 400, "bad_request"},                   // ".." to servlet containers
+	{"/acme/v1/..;jsessionid=1/x", 400, "bad_request"},         // with a parameter
+	{"/acme/%2e%2e;x/y", 400, "bad_request"},                   // escaped
+	{"/acme/.;/x", 400, "bad_request"},                         // "." too
+	{"/acme/%EF%BC%8E%EF%BC%8E/x", 400, "bad_request"},         // full-width dots U+FF0E
+	{"/acme/\xef\xbc\x8e\xef\xbc\x8e/x", 400, "bad_request"},   // the same, raw UTF-8
+	{"/acme/.%EF%BC%8E/x", 400, "bad_request"},                 // mixed
+	{"/acme/%E2%80%A5/x", 400, "bad_request"},                  // U+2025 TWO DOT LEADER
+	{"/acme/%E2%80%A4%EF%B9%92/x", 400, "bad_request"},         // U+2024 U+FE52
+	{"/acme/%E3%80%82%EF%BD%A1/x", 400, "bad_request"},         // U+3002 U+FF61 (IDNA dots)
+	{"/acme/a%EF%BC%8F..%EF%BC%8Fx", 400, "bad_request"},       // full-width solidus U+FF0F around ..
+	{"/acme/a%EF%BC%BC%EF%BC%8E%EF%BC%8E", 400, "bad_request"}, // full-width reverse solidus U+FF3C
+	{"/acme/%C0%AE%C0%AE/x", 400, "bad_request"},               // overlong '.'
+	{"/acme/%C0%AF", 400, "bad_request"},                       // overlong '/'
+	{"/acme/%E0%80%AE%E0%80%AE/x", 400, "bad_request"},         // 3-byte overlong '.'
+	{"/acme/%F0%80%80%AE", 400, "bad_request"},                 // 4-byte overlong '.'
 }
 
 func TestRefusesTargetsThatLeaveTheTenant(t *testing.T) {

@@ -32,6 +32,8 @@ type Route struct {
 	static   http.Header // extra headers set on every request
 	limit    *limiter    // the tenant's outbound pace; never nil
 
+	sessions SessionLookup // per-customer sessions (session.go); nil: the tenant's own token
+
 	cached atomic.Pointer[headerValue] // the header value for the last token seen
 }
 

@@ -96,8 +96,8 @@ func (t *replayTransport) afterUnauthorized(req *http.Request, resp *http.Respon
 		return resp, nil
 	}
 	rt := st.route
-	rt.tokens.Invalidate(st.tok)
-	tok, err := rt.tokens.TokenContext(req.Context())
+	st.tokens.Invalidate(st.tok)
+	tok, err := st.tokens.TokenContext(req.Context())
 	if err != nil {
 		drain(resp)
 		return nil, &tokenErr{err: err}

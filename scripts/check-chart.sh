@@ -2,7 +2,7 @@
 # check-chart.sh validates charts/sidekey and examples/kubernetes offline:
 #   1. helm lint --strict, with the default values and every ci/*-values.yaml
 #      (default, ha, sentinel, cluster, existing-secret, callers, apps, tls-files,
-#      tls-acme, mtls);
+#      tls-acme, mtls, legacy);
 #   2. helm template for every scenario, then kubeconform -strict against
 #      schemas built from Kubernetes' own swagger.json (ServiceMonitor skipped:
 #      a CRD), the rendered output's promises (scripts/chartcheck), and
@@ -201,6 +201,10 @@ must_fail replicas-file "replicaCount=3 needs config.storage.type=redis" -f "$ci
 must_fail hpa-file "autoscaling.enabled=true needs config.storage.type=redis" -f "$ci/default-values.yaml" --set autoscaling.enabled=true
 must_fail replicas-memory 'needs config.storage.type=redis (got "memory")' -f "$ci/callers-values.yaml" --set replicaCount=2
 must_fail no-callers "refuses to start without callers"
+must_fail legacy-memory "config.storage.type=memory cannot keep a generated one" -f "$ci/legacy-values.yaml" --set config.storage.type=memory --set legacy.localCA.existingSecret=
+must_fail legacy-port-taken "legacy.tenantPorts.sf: port 8080 is already the main port" -f "$ci/legacy-values.yaml" --set legacy.tenantPorts.sf=8080
+must_fail legacy-unknown-tenant 'legacy.tenantPorts.ghost: no tenant "ghost"' -f "$ci/legacy-values.yaml" --set legacy.tenantPorts.ghost=9002
+must_fail legacy-tls-without-port "config.tenants.sf.tls=local needs legacy.tenantPorts.sf" -f "$ci/legacy-values.yaml" --set legacy.tenantPorts=null
 must_fail caller-without-key 'caller "ops" needs config.callers.ops.key_sha256' -f "$ci/default-values.yaml" --set 'config.callers.ops.tenants={eu-simple}'
 must_fail redis-without-key "needs a store key shared by every replica" -f "$ci/ha-values.yaml" --set secrets.storeKey=
 must_fail redis-without-addr "needs exactly one of config.storage.redis.addr" -f "$ci/ha-values.yaml" --set config.storage.redis.addr=

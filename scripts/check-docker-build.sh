@@ -5,8 +5,9 @@
 #      USER 65532, EXPOSE 8080, ENTRYPOINT/CMD), and a linter passes if one
 #      is installed;
 #   2. the Dockerfile's own build command (read from it, not copied here) run
-#      on the files .dockerignore lets through makes a static, stripped,
-#      -trimpath binary;
+#      on the files .dockerignore lets through, with --build-arg VERSION,
+#      makes a static, stripped, -trimpath binary whose `sidekey version`
+#      prints that VERSION;
 #   3. that binary, with the image's ENTRYPOINT and CMD and an empty
 #      environment, serves /_sidekey/healthz and /_sidekey/readyz and exits 0
 #      on SIGTERM. As root it runs in a chroot holding nothing but the binary
@@ -38,6 +39,7 @@ want_line() {
 }
 want_line 'FROM golang:1.26 AS build'
 want_line 'FROM gcr.io/distroless/static-debian12:nonroot'
+want_line 'ARG VERSION=devel'
 want_line 'COPY --from=build /out/sidekey /sidekey'
 want_line 'USER 65532:65532'
 want_line 'EXPOSE 8080'
@@ -47,7 +49,7 @@ want_line 'CMD ["--config", "/etc/sidekey/sidekey.yaml"]'
 build_line=$(grep -E '^RUN .*go build ' <<<"$instructions")
 [[ $(grep -c . <<<"$build_line") == 1 ]] || fail "Dockerfile: want exactly one RUN … go build"
 build_cmd="CGO_ENABLED=0${build_line#*CGO_ENABLED=0}"
-[[ $build_cmd == 'CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/sidekey .' ]] ||
+[[ $build_cmd == 'CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/sidekey .' ]] ||
 	fail "Dockerfile build command changed: $build_cmd"
 if command -v hadolint >/dev/null; then
 	hadolint Dockerfile || fail "hadolint Dockerfile"
@@ -73,8 +75,14 @@ out=$tmp/out
 mkdir -p "$out"
 bin=$out/sidekey
 # The builder image has no GOFLAGS and no go.work; only -o moves, to $out.
-(cd "$ctx" && env -u GOFLAGS GOWORK=off bash -c "${build_cmd//\/out\/sidekey/$bin}") || fail "the Dockerfile's build command failed"
+# VERSION is what `docker build --build-arg VERSION=…` passes to the ARG.
+stamp=v0.0.0-check-docker-build
+(cd "$ctx" && env -u GOFLAGS GOWORK=off VERSION="$stamp" bash -c "${build_cmd//\/out\/sidekey/$bin}") || fail "the Dockerfile's build command failed"
 [[ -x $bin ]] || { fail "no binary built"; bin=; }
+if [[ -n $bin ]]; then
+	got=$("$bin" version 2>&1)
+	if [[ $got == "sidekey $stamp" ]]; then echo "ok sidekey version: $got"; else fail "sidekey version printed '$got'; want 'sidekey $stamp'"; fi
+fi
 
 if [[ -n $bin ]]; then
 	step "the binary is static, stripped and -trimpath"

@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,23 +28,8 @@ type connectionView struct {
 	Params   *connParams  `json:"params,omitempty"`
 	Created  *time.Time   `json:"created,omitempty"`
 	Provider string       `json:"provider,omitempty"`
-	State    string       `json:"state"` // connected, consent_required, error
+	State    string       `json:"state"` // see tenantState
 	Status   tenantStatus `json:"status"`
-}
-
-// connectionStates are the values of ?state= and connectionView.State.
-var connectionStates = map[string]bool{"connected": true, "consent_required": true, "error": true}
-
-// stateOf reduces a tenant's status to connected, consent_required or error.
-func stateOf(st tenantStatus) string {
-	switch {
-	case st.State == "consent_required":
-		return "consent_required"
-	case st.Valid, st.State == "empty" && st.LastError == "":
-		return "connected"
-	default:
-		return "error"
-	}
 }
 
 // view describes tenant name. A connection that is not in memory is
@@ -53,7 +39,8 @@ func (s *Server) view(r *http.Request, name string) (*connectionView, error) {
 	if t, ok := s.live.Load().tenants[name]; ok {
 		v := &connectionView{Name: name, Source: "config", App: t.conf.App, Provider: t.spec.Provider}
 		v.Status = s.tenantStatus(name, t)
-		v.State = stateOf(v.Status)
+		v.State = v.Status.State
+		s.sessions.annotateOne(name, t, &v.Status)
 		return v, nil
 	}
 	c, err := s.readConnection(r.Context(), name)
@@ -71,45 +58,31 @@ func (s *Server) view(r *http.Request, name string) (*connectionView, error) {
 	}
 	if t, ok := s.conns.loaded.Peek(name); ok {
 		v.Status = s.tenantStatus(name, t)
-		v.State = stateOf(v.Status)
+		v.State = v.Status.State
 		return v, nil
 	}
-	v.Status.Provider, v.Status.State = v.Provider, "not_loaded"
+	v.Status.Provider, v.Status.Token = v.Provider, "not_loaded"
+	facts := tokenFacts{consent: app == nil || providers.NeedsConsent(app), canRefresh: true}
 	b, err := s.store.Load(r.Context(), tokenKey(name))
-	if errors.Is(err, fs.ErrNotExist) {
-		v.State = "connected" // a client-credentials token comes on first use
-		if app == nil || providers.NeedsConsent(app) {
-			v.State = "consent_required"
-		}
-		return v, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	info, err := tokensource.ReadStoredInfo(b)
-	if err != nil {
-		v.State = "error"
-		return v, nil
-	}
-	obtained := info.Obtained.UTC()
-	v.Status.LastRefresh = &obtained
-	if !info.Expiry.IsZero() {
-		exp := info.Expiry.UTC()
-		v.Status.Expiry = &exp
-	}
-	if !info.RefreshExpiry.IsZero() {
-		exp := info.RefreshExpiry.UTC()
-		v.Status.RefreshExpiry = &exp
-	}
-	now := s.now()
-	v.Status.Valid = info.Expiry.IsZero() || now.Before(info.Expiry)
-	refreshDead := !info.RefreshExpiry.IsZero() && !now.Before(info.RefreshExpiry)
 	switch {
-	case v.Status.Valid || (info.Renewable && !refreshDead):
-		v.State = "connected"
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return nil, err
 	default:
-		v.State = "consent_required"
+		info, err := tokensource.ReadStoredInfo(b)
+		if err != nil {
+			v.State, v.Status.State = stateError, stateError
+			return v, nil
+		}
+		now := s.now()
+		facts.known, facts.renewable = true, info.Renewable
+		facts.valid = info.Expiry.IsZero() || now.Before(info.Expiry)
+		facts.expiry, facts.refreshExpiry = info.Expiry, info.RefreshExpiry
+		v.Status.LastRefresh, v.Status.Expiry, v.Status.RefreshExpiry = timePtr(info.Obtained), timePtr(info.Expiry), timePtr(info.RefreshExpiry)
+		v.Status.Valid = facts.valid
 	}
+	v.State = tenantState(facts, s.now())
+	v.Status.State = v.State
 	return v, nil
 }
 
@@ -118,8 +91,8 @@ func (s *Server) view(r *http.Request, name string) (*connectionView, error) {
 func (s *Server) listConnections(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	state := q.Get("state")
-	if state != "" && !connectionStates[state] {
-		proxy.WriteError(w, http.StatusBadRequest, proxy.CodeBadRequest, "", "state must be connected, consent_required or error", 0)
+	if state != "" && !tenantStates[state] {
+		proxy.WriteError(w, http.StatusBadRequest, proxy.CodeBadRequest, "", "state must be connected, consent_needed_soon, consent_required or error", 0)
 		return
 	}
 	limit := 100
@@ -211,7 +184,7 @@ func (s *Server) createConnection(w http.ResponseWriter, r *http.Request) {
 	t.engine.Close()
 	if t.spec.AuthCode != nil {
 		proxy.WriteError(w, http.StatusBadRequest, "consent_required", req.Tenant,
-			"app "+req.App+" connects through a consent: open "+s.connectURL(req.App)+"?tenant="+req.Tenant, 0)
+			"app "+req.App+" connects through a consent: open "+s.connectURL(req.App)+"?"+connectQuery(req.Tenant, req.Params), 0)
 		return
 	}
 	if _, err := s.readConnection(r.Context(), req.Tenant); err == nil {
@@ -232,4 +205,17 @@ func (s *Server) createConnection(w http.ResponseWriter, r *http.Request) {
 		Name: req.Tenant, Source: "connection", App: req.App, Params: &c.Params, Created: &c.Created,
 		Provider: t.spec.Provider, State: "connected",
 	})
+}
+
+// connectQuery is the query of /_sidekey/oauth/connect/{app} that starts
+// the consent for connection tenant with params: the inverse of
+// connParamsFrom, so the URL a createConnection hint prints works as is.
+func connectQuery(tenant string, p connParams) string {
+	q := url.Values{"tenant": {tenant}}
+	for key, value := range map[string]string{"store": p.Store, "tenant_space": p.TenantSpace, "shop_id": p.ShopID, "idp_key": p.IdpKey} {
+		if value != "" {
+			q.Set(key, value)
+		}
+	}
+	return q.Encode()
 }

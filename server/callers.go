@@ -11,7 +11,8 @@ import (
 	"github.com/sidekey/sidekey/proxy"
 )
 
-// callerSet authenticates callers on a non-loopback listener: by the
+// callerSet authenticates callers on any listener (configured callers are
+// enforced on loopback too; off loopback they are required): by the
 // subject of a verified TLS client certificate, or by the SHA-256 of the
 // key they present in the caller key header. Looking up the hash of a
 // presented key reveals nothing about stored keys, so no comparison runs on

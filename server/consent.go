@@ -3,7 +3,10 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"html/template"
@@ -36,6 +39,14 @@ type flow struct {
 	Started  time.Time   `json:"started"`
 	App      string      `json:"app,omitempty"`    // a new connection under this app…
 	Params   *connParams `json:"params,omitempty"` // …with these parameters
+	// Binding is the SHA-256 (hex) of the consent-binding cookie set on the
+	// browser that started the flow, for platforms whose callback may lack
+	// state; the cookie's value itself is never stored.
+	Binding string `json:"binding,omitempty"`
+	// Kind is flowSession for a customer's login (sessions_login.go), ""
+	// for a tenant's consent; ReturnTo is where a login sends the browser.
+	Kind     string `json:"kind,omitempty"`
+	ReturnTo string `json:"return_to,omitempty"`
 }
 
 func (f *flow) expired(now time.Time) bool { return now.Sub(f.Started) > consentTTL }
@@ -76,6 +87,11 @@ func (s *Server) connect(w http.ResponseWriter, r *http.Request) {
 	nonce := randomNonce()
 	f.Provider = t.spec.Provider
 	f.Verifier = providers.NewPKCEVerifier() // used by the platforms that do PKCE, ignored by the rest
+	var binding string
+	if providers.CallbackMayOmitState(t.spec.AuthCode) {
+		binding = randomNonce()
+		f.Binding = bindingHash(binding)
+	}
 	consentURL, err := t.spec.AuthCode.ConsentURL(s.consent(nonce, &f))
 	if err != nil {
 		s.log.Error("building the consent URL failed", zap.String("tenant", name), zap.Error(err))
@@ -87,6 +103,9 @@ func (s *Server) connect(w http.ResponseWriter, r *http.Request) {
 		s.log.Error("storing the consent flow failed", zap.String("tenant", name), zap.Error(err))
 		proxy.WriteError(w, http.StatusServiceUnavailable, "store_unavailable", name, "the token store is unavailable", 5*time.Second)
 		return
+	}
+	if binding != "" {
+		s.setBindingCookie(w, binding, int(consentTTL/time.Second))
 	}
 	s.log.Info("consent flow started", zap.String("tenant", name), zap.String("provider", f.Provider))
 	if r.URL.Query().Get("format") == "json" {
@@ -116,7 +135,7 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 		s.callbackFailed(w, "", http.StatusBadRequest, "the callback has no code")
 		return
 	}
-	nonce, f, err := s.takeFlow(r.Context(), q)
+	nonce, f, err := s.takeFlow(r.Context(), q, r)
 	if err != nil {
 		s.callbackFailed(w, "", http.StatusBadRequest, err.Error())
 		return
@@ -139,6 +158,16 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 		s.callbackFailed(w, f.Tenant, http.StatusBadRequest, "the callback's state does not belong to this tenant's consent")
 		return
 	}
+	if q.Get("state") == "" && !providers.CallbackMayOmitState(t.spec.AuthCode) {
+		s.callbackFailed(w, f.Tenant, http.StatusBadRequest, "the callback has no state")
+		return
+	}
+	if f.Kind == flowSession {
+		if err := loginUsable(t, f); err != nil {
+			s.callbackFailed(w, f.Tenant, http.StatusBadRequest, err.Error())
+			return
+		}
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), time.Duration(s.cfg.Engine.FetchTimeout))
 	defer cancel()
 	tok, err := t.spec.AuthCode.Exchange(ctx, code, s.consent(nonce, f))
@@ -149,6 +178,10 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 	}
 	if life := t.spec.RefreshTokenLifetime; life > 0 && tok.RefreshToken != "" && tokensource.RefreshExpiry(tok).IsZero() {
 		tok = tok.WithExtra(map[string]any{tokensource.RefreshExpiryExtra: s.now().Add(life)})
+	}
+	if f.Kind == flowSession {
+		s.finishLogin(w, r, f, tok)
+		return
 	}
 	if err := t.stored.Save(r.Context(), tok); err != nil {
 		s.log.Error("storing the new token failed", zap.String("tenant", f.Tenant), zap.Error(err))
@@ -171,15 +204,19 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 	t.engine.Reset()
 	now := s.now().UTC()
 	t.connectedAt.Store(&now)
+	if f.Binding != "" {
+		s.setBindingCookie(w, "", -1) // used up
+	}
 	s.log.Info("tenant connected", zap.String("tenant", f.Tenant), zap.String("provider", f.Provider))
 	s.callbackPage(w, r, http.StatusOK, f.Tenant, "connected", "sidekey now holds a token for "+f.Tenant+". You can close this page.")
 }
 
 // takeFlow finds and consumes the stored flow the callback answers. The
 // state is our nonce, or for SCAYLE the base64 JSON of the consent JWT's
-// payload carrying it; an Istores callback without state is accepted only
-// when exactly one Istores consent is in progress.
-func (s *Server) takeFlow(ctx context.Context, q url.Values) (string, *flow, error) {
+// payload carrying it. A callback without state (Istores documents none) is
+// matched by the consent-binding cookie of r instead: only the browser that
+// started the consent can complete it.
+func (s *Server) takeFlow(ctx context.Context, q url.Values, r *http.Request) (string, *flow, error) {
 	state := q.Get("state")
 	var candidates []string
 	if state != "" {
@@ -188,7 +225,7 @@ func (s *Server) takeFlow(ctx context.Context, q url.Values) (string, *flow, err
 			candidates = append(candidates, n)
 		}
 	} else {
-		n, err := s.soleIstoresFlow(ctx)
+		n, err := s.boundFlow(ctx, r)
 		if err != nil {
 			return "", nil, err
 		}
@@ -217,8 +254,41 @@ func (s *Server) takeFlow(ctx context.Context, q url.Values) (string, *flow, err
 	return "", nil, errors.New("unknown or already used state: start the consent again")
 }
 
-// soleIstoresFlow returns the nonce of the only unexpired Istores flow.
-func (s *Server) soleIstoresFlow(ctx context.Context) (string, error) {
+// consentCookie is the consent-binding cookie: a random value set by
+// oauth/connect on the browser that starts a consent whose callback may
+// lack state, and presented by that browser's callback.
+const consentCookie = "sidekey_consent"
+
+// setBindingCookie sets the consent-binding cookie to value for maxAge
+// seconds (negative: deletes it). HttpOnly, SameSite=Lax (the platform's
+// redirect back is a top-level navigation), only below /_sidekey/oauth/,
+// and Secure when public_url is https.
+func (s *Server) setBindingCookie(w http.ResponseWriter, value string, maxAge int) {
+	http.SetCookie(w, &http.Cookie{
+		Name:     consentCookie,
+		Value:    value,
+		Path:     "/_sidekey/oauth/",
+		MaxAge:   maxAge,
+		HttpOnly: true,
+		Secure:   strings.HasPrefix(strings.ToLower(s.cfg.PublicURL), "https://"),
+		SameSite: http.SameSiteLaxMode,
+	})
+}
+
+// bindingHash is what a flow stores of its consent-binding cookie.
+func bindingHash(cookie string) string {
+	sum := sha256.Sum256([]byte(cookie))
+	return hex.EncodeToString(sum[:])
+}
+
+// boundFlow returns the nonce of the one unexpired flow bound to r's
+// consent-binding cookie.
+func (s *Server) boundFlow(ctx context.Context, r *http.Request) (string, error) {
+	c, err := r.Cookie(consentCookie)
+	if err != nil || !validNonce(c.Value) {
+		return "", errors.New("the callback has no state, and this browser started no consent here: start it again from /_sidekey/oauth/connect in this browser")
+	}
+	want := bindingHash(c.Value)
 	keys, err := s.store.List(ctx, consentPrefix)
 	if err != nil {
 		return "", errors.New("the token store is unavailable")
@@ -230,12 +300,13 @@ func (s *Server) soleIstoresFlow(ctx context.Context) (string, error) {
 			continue
 		}
 		var f flow
-		if json.Unmarshal(b, &f) == nil && f.Provider == "istores" && !f.expired(s.now()) {
+		if json.Unmarshal(b, &f) == nil && f.Binding != "" && !f.expired(s.now()) &&
+			subtle.ConstantTimeCompare([]byte(f.Binding), []byte(want)) == 1 {
 			found = append(found, strings.TrimPrefix(k, consentPrefix))
 		}
 	}
 	if len(found) != 1 {
-		return "", errors.New("the callback has no state, and it cannot be matched to exactly one consent in progress")
+		return "", errors.New("the callback has no state, and it matches no consent this browser started in the last 10 minutes")
 	}
 	return found[0], nil
 }

@@ -182,7 +182,7 @@ func (c *tokenCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(validDesc, prometheus.GaugeValue, valid, name)
 		consent := 0.0
-		if st.State == "consent_required" {
+		if st.State == stateConsentRequired {
 			consent = 1
 		}
 		ch <- prometheus.MustNewConstMetric(consentDesc, prometheus.GaugeValue, consent, name)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -52,6 +53,7 @@ func (s *Server) newLive(cfg *config.Config, prev *live) (*live, error) {
 	if l.tenants, err = s.buildTenants(cfg, old); err != nil {
 		return nil, err
 	}
+	s.sessions.attach(l.tenants)
 	return l, nil
 }
 
@@ -74,6 +76,9 @@ func (s *Server) Reload(cfg *config.Config) error {
 		"tls":        !reflect.DeepEqual(cfg.TLS, prev.cfg.TLS),
 		// The proxy strips the caller key header it was built with.
 		"caller_key_header": cfg.CallerKeyHeader != prev.cfg.CallerKeyHeader,
+		// The Guard serves the Host names it was built with.
+		"allowed_hosts": !slices.Equal(cfg.AllowedHosts, prev.cfg.AllowedHosts),
+		"forward_proxy, local_ca, tenant listen/tls/intercept_hosts": legacyChanged(prev.cfg, cfg),
 	} {
 		if changed {
 			s.log.Warn("reload: this setting only changes on restart", zap.String("key", key))
@@ -84,6 +89,7 @@ func (s *Server) Reload(cfg *config.Config) error {
 	next.Listen, next.PublicURL, next.Storage = prev.cfg.Listen, prev.cfg.PublicURL, prev.cfg.Storage
 	next.Upstream, next.Engine, next.TLS = prev.cfg.Upstream, prev.cfg.Engine, prev.cfg.TLS
 	next.CallerKeyHeader = prev.cfg.CallerKeyHeader
+	next.AllowedHosts = prev.cfg.AllowedHosts
 	l, err := s.newLive(&next, prev)
 	if err != nil {
 		return fmt.Errorf("%w: %w", errReloadRejected, err)

@@ -49,13 +49,13 @@ func TestNoRequestSmuggling(t *testing.T) {
 	sim := newSimpleStore(t, time.Hour)
 	r := start(t, &config.Config{Tenants: map[string]*config.Tenant{"shop": simpleTenant(sim, clientSecret)}}, nil)
 	addr := strings.TrimPrefix(r.base, "http://")
-	smuggled := "GET /admin HTTP/1.1\r\nHost: x\r\n\r\n"
+	smuggled := "GET /admin HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 	attacks := map[string]string{
-		"CL.TE":         "POST /shop/v1/echo/a HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled,
-		"TE.CL":         "POST /shop/v1/echo/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 60\r\n\r\n0\r\n\r\n" + smuggled,
-		"CL.CL":         "POST /shop/v1/echo/a HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 40\r\n\r\n" + smuggled,
-		"TE obfuscated": "POST /shop/v1/echo/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\nContent-Length: 0\r\n\r\n" + smuggled,
-		"obs-fold":      "GET /shop/v1/echo/a HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n Transfer-Encoding: chunked\r\n\r\n" + smuggled,
+		"CL.TE":         "POST /shop/v1/echo/a HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled,
+		"TE.CL":         "POST /shop/v1/echo/a HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 60\r\n\r\n0\r\n\r\n" + smuggled,
+		"CL.CL":         "POST /shop/v1/echo/a HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nContent-Length: 40\r\n\r\n" + smuggled,
+		"TE obfuscated": "POST /shop/v1/echo/a HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: xchunked\r\nContent-Length: 0\r\n\r\n" + smuggled,
+		"obs-fold":      "GET /shop/v1/echo/a HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A: 1\r\n Transfer-Encoding: chunked\r\n\r\n" + smuggled,
 	}
 	for name, raw := range attacks {
 		before := sim.APIRequests()
@@ -71,7 +71,7 @@ func TestNoRequestSmuggling(t *testing.T) {
 func TestOversizedHeadersAreRefused(t *testing.T) {
 	sim := newSimpleStore(t, time.Hour)
 	r := start(t, &config.Config{Tenants: map[string]*config.Tenant{"shop": simpleTenant(sim, clientSecret)}}, nil)
-	raw := "GET /shop/v1/cart/1 HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 200<<10) + "\r\n\r\n"
+	raw := "GET /shop/v1/cart/1 HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + strings.Repeat("a", 200<<10) + "\r\n\r\n"
 	resps := sendRaw(t, strings.TrimPrefix(r.base, "http://"), raw)
 	if len(resps) != 1 || resps[0].StatusCode != http.StatusRequestHeaderFieldsTooLarge {
 		t.Fatalf("got %d responses (first %v); want one 431", len(resps), statusOf(resps))

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +21,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sidekey/sidekey/config"
+	"github.com/sidekey/sidekey/localca"
+	"github.com/sidekey/sidekey/notify"
+	"github.com/sidekey/sidekey/providers"
 	"github.com/sidekey/sidekey/proxy"
 	"github.com/sidekey/sidekey/store"
 )
@@ -37,6 +41,13 @@ type Options struct {
 	Store store.Store
 	// Now is the clock. Nil: time.Now.
 	Now func() time.Time
+	// Listeners are listeners the caller opened for the tenant listeners
+	// and the forward proxy, by config key (TenantListenKey,
+	// ForwardProxyKey); Run opens the others. Nil: Run opens them all.
+	Listeners map[string]net.Listener
+	// NotifyInterval is how often tenant states are compared for webhooks.
+	// Zero: 5s.
+	NotifyInterval time.Duration
 }
 
 // Server is a running sidekey instance. Create it with New, serve with
@@ -48,10 +59,15 @@ type Server struct {
 	metrics  *metrics
 	proxy    *proxy.Proxy
 	handler  http.Handler
-	loopback bool // the listener is loopback: callers and admins are trusted
+	loopback bool // the listener is loopback: admins are trusted, callers not required
 	client   *http.Client
 	store    store.Store
 	conns    *registry // connections: runtime tenants, LRU-bounded
+	sessions *sessions // per-customer sessions (sessions.go)
+
+	notifier    *notify.Notifier // webhooks; nil without any
+	states      *stateWatch      // what notifier was last told of each tenant
+	notifyEvery time.Duration    // how often states are compared
 
 	stopBackground context.CancelFunc // ends watchReplicas and sweepIdle
 	background     sync.WaitGroup     // their goroutines
@@ -60,6 +76,10 @@ type Server struct {
 
 	live     atomic.Pointer[live] // what a reload replaces
 	reloadMu sync.Mutex           // serialises Reload
+
+	ca     *localca.CA             // the local CA; nil when no listener needs it
+	opened map[string]net.Listener // Options.Listeners
+	legacy atomic.Pointer[legacy]  // tenant listeners and forward proxy, once started
 
 	ready        atomic.Bool
 	http         *http.Server
@@ -85,9 +105,14 @@ func New(opts Options) (*Server, error) {
 		loopback: config.IsLoopback(cfg.Listen),
 		store:    opts.Store,
 		now:      opts.Now,
+		opened:   opts.Listeners,
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	for _, w := range cfg.Warnings {
+		log.Warn("SECRET FILE READABLE BY OTHERS: "+w.String(),
+			zap.String("key", w.Key), zap.String("file", w.Path), zap.String("mode", w.Mode.String()))
 	}
 	transport := proxy.NewTransport(proxy.TransportOptions{
 		DialTimeout:           time.Duration(cfg.Upstream.DialTimeout),
@@ -96,7 +121,8 @@ func New(opts Options) (*Server, error) {
 		IdleConnTimeout:       time.Duration(cfg.Upstream.IdleConnTimeout),
 		MaxIdleConnsPerHost:   cfg.Upstream.MaxIdleConnsPerHost,
 	})
-	s.client = &http.Client{Transport: transport, Timeout: time.Duration(cfg.Engine.FetchTimeout)}
+	// Token, revocation and logout requests carry credentials: never follow a redirect.
+	s.client = providers.RefuseRedirects(&http.Client{Transport: transport, Timeout: time.Duration(cfg.Engine.FetchTimeout)})
 	if s.store == nil {
 		var err error
 		if s.store, err = store.Open(cfg.Storage, log); err != nil {
@@ -104,11 +130,24 @@ func New(opts Options) (*Server, error) {
 		}
 		s.ownStore = true
 	}
+	if err := s.openLocalCA(); err != nil {
+		s.closeStore()
+		return nil, err
+	}
 	s.metrics = newMetrics(s.statusMap)
 	s.conns = newRegistry(s, cfg.Engine.MaxActive)
 	s.metrics.reg.MustRegister(s.engineGauges()...)
+	s.sessions = newSessions(s)
+	s.metrics.reg.MustRegister(s.sessions)
+	notifier, err := s.newNotifier(opts.NotifyInterval)
+	if err != nil {
+		s.closeStore()
+		return nil, err
+	}
+	s.notifier = notifier
 	l, err := s.newLive(cfg, nil)
 	if err != nil {
+		s.closeNotify(context.Background())
 		s.closeStore()
 		return nil, err
 	}
@@ -122,12 +161,14 @@ func New(opts Options) (*Server, error) {
 		AccessLog:        accessLog,
 		Observer:         s.metrics,
 		TokenUnavailable: s.tokenUnavailable,
+		AllowUpgrade:     s.allowUpgrade,
 		CallerKeyHeader:  cfg.CallerKeyHeader, // bound at start, see Reload
 	})
-	s.handler = s.routes()
+	s.handler = refuseAmbiguousFraming(s.guarded(s.routes()))
 	// Built here, not in Serve: Shutdown reads it from another goroutine.
 	s.http = &http.Server{
 		Handler:           s.handler,
+		ConnContext:       withFramingConn,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
@@ -137,6 +178,8 @@ func New(opts Options) (*Server, error) {
 	bg, s.stopBackground = context.WithCancel(context.Background())
 	s.watchReplicas(bg)
 	s.background.Go(func() { s.sweepIdle(bg) })
+	s.background.Go(func() { s.sweepSessionsEvery(bg) })
+	s.startNotify(bg)
 	s.ready.Store(true)
 	return s, nil
 }
@@ -148,6 +191,13 @@ func (s *Server) lookup(name string) (*proxy.Route, bool) {
 		return nil, false
 	}
 	return t.route, true
+}
+
+// allowUpgrade reports whether tenant lets Upgrade tunnels through
+// (allow_upgrade).
+func (s *Server) allowUpgrade(tenant string) bool {
+	t, ok := s.tenantNamed(tenant)
+	return ok && t.conf != nil && t.conf.AllowUpgrade
 }
 
 // appOf names tenant's app, for callers granted whole apps.
@@ -162,6 +212,16 @@ func (s *Server) appOf(tenant string) (string, bool) {
 // Handler returns the server's whole HTTP handler (proxy and /_sidekey/).
 func (s *Server) Handler() http.Handler { return s.handler }
 
+// guarded wraps h in the Guard for the configured listener (DNS rebinding
+// and cross-site requests). public_url and allowed_hosts are bound at start.
+func (s *Server) guarded(h http.Handler) http.Handler {
+	public, err := url.Parse(s.cfg.PublicURL)
+	if err != nil {
+		public = nil // Validate refuses such a public_url; serve loopback names only
+	}
+	return Guard(GuardOptions{Loopback: s.loopback, PublicURL: public, AllowedHosts: s.cfg.AllowedHosts})(h)
+}
+
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /_sidekey/healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -172,10 +232,14 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /_sidekey/status", s.adminOnly(http.HandlerFunc(s.statusPage)))
 	mux.Handle("GET /_sidekey/oauth/connect/{tenant}", s.adminOnly(http.HandlerFunc(s.connect)))
 	mux.HandleFunc("GET /_sidekey/oauth/callback", s.callback)
-	mux.Handle("DELETE /_sidekey/admin/connections/{tenant}", s.adminOnly(http.HandlerFunc(s.disconnect)))
+	mux.Handle("DELETE /_sidekey/admin/connections/{tenant}", s.adminOnly(s.announceDisconnect(http.HandlerFunc(s.disconnect))))
+	mux.HandleFunc("GET /_sidekey/login/{tenant}", s.login)
+	mux.HandleFunc("POST /_sidekey/sessions/redeem", s.redeem)
+	mux.HandleFunc("DELETE /_sidekey/sessions/{session}", s.endSession)
 	mux.Handle("GET /_sidekey/admin/connections/{tenant}", s.adminOnly(http.HandlerFunc(s.showConnection)))
 	mux.Handle("GET /_sidekey/admin/connections", s.adminOnly(http.HandlerFunc(s.listConnections)))
 	mux.Handle("POST /_sidekey/admin/connections", s.adminOnly(http.HandlerFunc(s.createConnection)))
+	s.consoleRoutes(mux)
 	mux.HandleFunc("/_sidekey/", func(w http.ResponseWriter, r *http.Request) {
 		proxy.WriteError(w, http.StatusNotFound, "not_found", "", "no such sidekey endpoint", 0)
 	})
@@ -184,10 +248,10 @@ func (s *Server) routes() http.Handler {
 			mux.ServeHTTP(w, r)
 			return
 		}
-		if !s.loopback {
-			if cs := s.live.Load().callers; cs != nil && !cs.admit(w, r, s.appOf) {
-				return
-			}
+		// Configured callers are enforced on every listener: loopback
+		// only means that none are required.
+		if cs := s.live.Load().callers; cs != nil && !cs.admit(w, r, s.appOf) {
+			return
 		}
 		s.proxy.ServeHTTP(w, r)
 	})
@@ -215,14 +279,16 @@ func (s *Server) statusMap() map[string]tenantStatus {
 		out[name] = s.tenantStatus(name, t)
 	}
 	s.conns.each(func(name string, t *tenant) { out[name] = s.tenantStatus(name, t) })
+	s.sessions.annotate(out)
 	return out
 }
 
 func (s *Server) statusPage(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, struct {
-		Version string                  `json:"version"`
-		Tenants map[string]tenantStatus `json:"tenants"`
-	}{s.version, s.statusMap()})
+		Version  string                  `json:"version"`
+		Tenants  map[string]tenantStatus `json:"tenants"`
+		Webhooks *notify.Status          `json:"webhooks,omitempty"`
+	}{s.version, s.statusMap(), s.webhookStatus()})
 }
 
 // adminOnly lets a request through on a loopback listener, or with
@@ -257,7 +323,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // Serve accepts connections on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
-	err := s.http.Serve(ln)
+	err := s.http.Serve(framingListener(ln))
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
@@ -265,7 +331,8 @@ func (s *Server) Serve(ln net.Listener) error {
 }
 
 // Run listens on the configured address and serves until ctx is done, then
-// shuts down gracefully within the configured shutdown_timeout.
+// keeps serving for drain_delay with readyz answering 503, then shuts down
+// gracefully within the configured shutdown_timeout.
 func (s *Server) Run(ctx context.Context) error {
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
@@ -277,6 +344,9 @@ func (s *Server) Run(ctx context.Context) error {
 // RunListener is Run on a listener the caller opened.
 func (s *Server) RunListener(ctx context.Context, ln net.Listener) error {
 	ln, err := s.wrapTLS(ctx, ln)
+	if err == nil {
+		err = s.startLegacy(s.opened)
+	}
 	if err != nil {
 		_ = ln.Close()
 		s.stop(ctx)
@@ -293,11 +363,25 @@ func (s *Server) RunListener(ctx context.Context, ln net.Listener) error {
 		return err
 	case <-ctx.Done():
 	}
+	s.drain()
 	sctx, cancel := context.WithTimeout(context.Background(), time.Duration(s.cfg.ShutdownTimeout))
 	defer cancel()
 	err = s.Shutdown(sctx)
 	<-errc
 	return err
+}
+
+// drain marks the server not ready and keeps serving for drain_delay, so
+// that a load balancer that polls readyz stops sending before the listener
+// closes.
+func (s *Server) drain() {
+	d := time.Duration(s.live.Load().cfg.DrainDelay)
+	if d <= 0 {
+		return
+	}
+	s.ready.Store(false)
+	s.log.Info("draining: readyz answers 503; still serving", zap.Duration("drain_delay", d))
+	time.Sleep(d) // a fixed delay is the contract: keep serving this long
 }
 
 // Shutdown marks the server not ready, stops accepting connections, waits
@@ -323,8 +407,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // answered with a rotated refresh token must reach the store — and then
 // closes the store.
 func (s *Server) stop(ctx context.Context) {
+	if err := s.legacy.Load().shutdown(ctx); err != nil {
+		s.log.Warn("shutdown: draining the tenant listeners and the forward proxy", zap.Error(err))
+	}
 	s.stopBackground()
+	s.closeNotify(ctx)
 	engines := s.conns.closeAll()
+	sessionEngines := s.sessions.closeAll()
 	for _, t := range s.live.Load().tenants {
 		t.engine.Close()
 		engines = append(engines, t)
@@ -335,6 +424,12 @@ func (s *Server) stop(ctx context.Context) {
 	for _, t := range engines {
 		if err := t.engine.Wait(ctx); err != nil {
 			s.log.Warn("shutdown: a token request was still in progress", zap.Error(err))
+		}
+	}
+	for _, e := range sessionEngines {
+		e.Close()
+		if err := e.Wait(ctx); err != nil {
+			s.log.Warn("shutdown: a session's token request was still in progress", zap.Error(err))
 		}
 	}
 	s.closeStore()

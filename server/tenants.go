@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"fmt"
 	"maps"
 	"net/http"
 	"reflect"
@@ -36,11 +35,16 @@ type tenant struct {
 // token or secret by construction: only times, counters and error text that
 // providers guarantee to be secret-free.
 type tenantStatus struct {
-	Provider string     `json:"provider"`
-	API      string     `json:"api"`
-	State    string     `json:"state"`
-	Valid    bool       `json:"valid"`
-	Expiry   *time.Time `json:"expiry,omitempty"`
+	Provider string `json:"provider"`
+	API      string `json:"api"`
+	// State is the tenant's state (see tenantState): connected,
+	// consent_needed_soon, consent_required or error.
+	State string `json:"state"`
+	// Token is the token engine's own state: valid, refreshing, expired,
+	// error or empty (see tokensource.Status).
+	Token  string     `json:"token"`
+	Valid  bool       `json:"valid"`
+	Expiry *time.Time `json:"expiry,omitempty"`
 	// RefreshExpiry is when the refresh token expires (a person must
 	// connect the tenant again by then), when the platform said.
 	RefreshExpiry *time.Time `json:"refresh_expiry,omitempty"`
@@ -53,6 +57,9 @@ type tenantStatus struct {
 	ConnectedAt   *time.Time `json:"connected_at,omitempty"` // when a consent last completed on this replica
 	Requests      uint64     `json:"requests"`               // proxied by this replica since start
 	RateWaits     uint64     `json:"rate_limit_waits"`       // of which queued for the rate limit
+
+	// Sessions counts a sessions tenant's stored customer sessions (sessions.go).
+	Sessions *int64 `json:"sessions,omitempty"`
 }
 
 // buildTenants resolves every configured tenant and builds its chain:
@@ -95,33 +102,16 @@ func (s *Server) buildTenants(cfg *config.Config, old map[string]*tenant) (map[s
 // newTenant builds one tenant's token chain and route.
 func (s *Server) newTenant(name string, spec *providers.Tenant, rl config.RateLimit) *tenant {
 	t := &tenant{spec: spec}
-	var src oauth2.TokenSource
-	switch {
-	case spec.AuthCode != nil:
+	var src oauth2.TokenSource = spec.Source
+	if !spec.FixedKey() {
+		// Every grant reads and writes the stored token: a rotated refresh
+		// token of any provider is stored before use (invariant 3).
 		t.stored = tokensource.Stored(tokensource.StoredOptions{
 			Name: name, Storage: s.store, Key: tokenKey(name), Logger: s.log, Now: s.now,
-			Fetch: func(ctx context.Context, prev *oauth2.Token) (*oauth2.Token, error) {
-				if prev == nil {
-					return nil, fmt.Errorf("%w: tenant %s is not connected", providers.ErrConsentRequired, name)
-				}
-				if prev.RefreshToken == "" {
-					return nil, fmt.Errorf("%w: tenant %s's token ran out and there is no refresh token", providers.ErrConsentRequired, name)
-				}
-				if exp := tokensource.RefreshExpiry(prev); !exp.IsZero() && !s.now().Before(exp) {
-					return nil, fmt.Errorf("%w: tenant %s's refresh token expired at %s", providers.ErrConsentRequired, name, exp.UTC().Format(time.RFC3339))
-				}
-				return spec.AuthCode.Refresh(ctx, prev.RefreshToken)
-			},
-			Final: func(err error) bool { return errors.Is(err, providers.ErrConsentRequired) },
-		})
-		src = t.stored
-	case spec.Provider == "static":
-		src = spec.Source
-	default:
-		grant := spec.Source.(providers.ContextTokenSource)
-		t.stored = tokensource.Stored(tokensource.StoredOptions{
-			Name: name, Storage: s.store, Key: tokenKey(name), Logger: s.log, Now: s.now,
-			Fetch: func(ctx context.Context, _ *oauth2.Token) (*oauth2.Token, error) { return grant.TokenContext(ctx) },
+			Fetch:         spec.Fetch,
+			NeedsPerson:   func(prev *oauth2.Token) error { return spec.NeedsPerson(prev, s.now()) },
+			CannotRefresh: !spec.CanRefresh(),
+			Final:         grantGone,
 		})
 		src = t.stored
 	}
@@ -132,6 +122,7 @@ func (s *Server) newTenant(name string, spec *providers.Tenant, rl config.RateLi
 		Logger:        s.log,
 		Observer:      s.metrics,
 		Now:           s.now,
+		Final:         grantGone,
 	})
 	t.route = proxy.NewRoute(proxy.RouteOptions{
 		Name:     name,
@@ -149,41 +140,43 @@ func (s *Server) newTenant(name string, spec *providers.Tenant, rl config.RateLi
 // tokenKey is a tenant's token record in the store.
 func tokenKey(tenant string) string { return "tokens/" + tenant }
 
-// consentSoon is how close to expiry a tenant without a refresh grant
-// (Istores), or whose refresh token expires at a known time, shows
-// "consent_needed_soon".
-const consentSoon = 14 * 24 * time.Hour
-
-// status reports one tenant.
+// tenantStatus reports one tenant. A consent tenant whose engine holds
+// no token and no error yet is described from the store, so that one never
+// connected shows consent_required before anyone calls it.
 func (s *Server) tenantStatus(name string, t *tenant) tenantStatus {
 	st := t.engine.Status()
 	now := s.now()
 	out := tenantStatus{
 		Provider:  t.spec.Provider,
 		API:       t.spec.APIURL.String(),
-		State:     st.State,
+		Token:     st.State,
 		Valid:     st.Valid,
 		LastError: st.LastError,
 		Fetches:   st.Fetches,
 		Failures:  st.Failures,
 	}
-	if t.spec.AuthCode != nil {
+	facts := tokenFacts{
+		consent: t.spec.AuthCode != nil, canRefresh: t.spec.CanRefresh(),
+		known: st.Valid || !st.Expiry.IsZero(), valid: st.Valid, renewable: st.Renewable,
+		expiry: st.Expiry, refreshExpiry: st.RefreshExpiry, lastErr: st.LastErr,
+	}
+	if facts.consent {
 		out.ConnectURL = s.connectURL(name)
-		switch {
-		case !out.Valid && errors.Is(st.LastErr, providers.ErrConsentRequired):
-			out.State = "consent_required"
-		case out.Valid && t.spec.Provider == "istores" && !st.Expiry.IsZero() && st.Expiry.Sub(now) < consentSoon:
-			out.State = "consent_needed_soon"
-		case out.Valid && !st.RefreshExpiry.IsZero() && st.RefreshExpiry.Sub(now) < consentSoon:
-			out.State = "consent_needed_soon"
+		if !facts.known && st.LastErr == nil && t.stored != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			tok, err := t.stored.Stored(ctx)
+			cancel()
+			if err == nil && tok != nil {
+				facts.known, facts.renewable, facts.expiry = true, tok.RefreshToken != "", tok.Expiry
+				facts.valid = tok.Expiry.IsZero() || now.Before(tok.Expiry)
+				facts.refreshExpiry = tokensource.RefreshExpiry(tok)
+			}
 		}
 	}
-	timePtr := func(t time.Time) *time.Time {
-		if t.IsZero() {
-			return nil
-		}
-		t = t.UTC()
-		return &t
+	out.State = tenantState(facts, now)
+	if t.conf != nil && t.conf.Sessions != nil {
+		// Its tokens are its customers': the tenant itself never connects.
+		out.State, out.ConnectURL = stateSessions, ""
 	}
 	out.Expiry = timePtr(st.Expiry)
 	out.RefreshExpiry = timePtr(st.RefreshExpiry)
@@ -192,6 +185,19 @@ func (s *Server) tenantStatus(name string, t *tenant) tenantStatus {
 	out.ConnectedAt = t.connectedAt.Load()
 	out.Requests, out.RateWaits = s.metrics.counts(name)
 	return out
+}
+
+// grantGone reports whether a token request's error means the tenant's
+// grant is gone and a person must connect it again.
+func grantGone(err error) bool { return errors.Is(err, providers.ErrConsentRequired) }
+
+// timePtr is t in UTC for JSON; nil when zero.
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC()
+	return &t
 }
 
 // tokenUnavailable maps a token engine error to what the caller gets:

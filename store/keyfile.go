@@ -14,6 +14,8 @@ import (
 	"runtime"
 
 	"go.uber.org/zap"
+
+	"github.com/sidekey/sidekey/config"
 )
 
 // maxKeyFileSize bounds how much of a key file is read; every accepted form
@@ -71,8 +73,9 @@ func readKeyFile(path string, log *zap.Logger) ([]byte, error) {
 	if !info.Mode().IsRegular() {
 		return nil, fmt.Errorf("store: key file %s is not a regular file", path)
 	}
-	if perm := info.Mode().Perm(); perm&0o044 != 0 && runtime.GOOS != "windows" {
-		log.Warn("the store key file is readable by group or others; restrict it to the owner (chmod 600)",
+	if perm := info.Mode().Perm(); config.SecretFileExposed(info) {
+		log.Warn("STORE KEY FILE READABLE BY OTHERS: the store key file "+path+" (mode "+perm.String()+
+			") is readable by others or by a group sidekey is not in; restrict it to the owner (chmod 600)",
 			zap.String("path", path), zap.String("mode", perm.String()))
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxKeyFileSize+1))

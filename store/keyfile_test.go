@@ -164,26 +164,39 @@ func TestLoadOrCreateKeyRefusesBadFiles(t *testing.T) {
 }
 
 func TestLoadOrCreateKeyWarnsWhenOthersCanRead(t *testing.T) {
+	const foreignGroup = 54321 // a group this test process is not in
 	var modeTests = []struct {
-		mode os.FileMode // key file mode
-		warn bool        // whether a warning is due
+		mode    os.FileMode // key file mode
+		foreign bool        // the file belongs to foreignGroup
+		warn    bool        // whether a warning is due
 	}{
-		{0o600, false},
-		{0o400, false},
-		{0o640, true},
-		{0o604, true},
-		{0o644, true},
+		{0o600, false, false},
+		{0o400, false, false},
+		{0o640, false, false}, // our own group (Kubernetes' fsGroup, user-private groups)
+		{0o640, true, true},
+		{0o604, false, true},
+		{0o644, false, true},
 	}
 	for _, tt := range modeTests {
 		path := filepath.Join(t.TempDir(), "key")
 		writeFile(t, path, testKey(4), tt.mode)
+		if tt.foreign {
+			if os.Geteuid() != 0 {
+				t.Logf("mode %v in a foreign group: only root can give a file away; not checked", tt.mode)
+				continue
+			}
+			if err := os.Chown(path, -1, foreignGroup); err != nil {
+				t.Fatalf("giving the key file to group %d (the suite runs as root): %v", foreignGroup, err)
+			}
+		}
 		log, logs := observed()
 		if _, _, err := LoadOrCreateKey(path, log); err != nil {
 			t.Fatal(err)
 		}
-		warned := logs.FilterMessageSnippet("readable by group or others").FilterField(zap.String("path", path)).Len() == 1
+		warned := logs.FilterMessageSnippet("readable by others or by a group").FilterMessageSnippet(path).
+			FilterField(zap.String("path", path)).FilterField(zap.String("mode", tt.mode.String())).Len() == 1
 		if warned != tt.warn {
-			t.Errorf("mode %v: warned %v; want %v", tt.mode, warned, tt.warn)
+			t.Errorf("mode %v (foreign group %v): warned %v; want %v", tt.mode, tt.foreign, warned, tt.warn)
 		}
 	}
 }

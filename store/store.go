@@ -9,8 +9,8 @@
 // Seal wraps any Store so that every value it holds is encrypted and bound
 // to its key name.
 //
-// Keys are '/'-separated names such as "tenants/acme/token". They are names,
-// not secrets: they appear in error messages.
+// Keys are '/'-separated names such as "tokens/acme" or "connections/acme".
+// They are names, not secrets: they appear in error messages.
 package store
 
 import (

@@ -27,7 +27,9 @@
 //     when the next attempt runs.
 //   - It cannot drop a token the API has rejected. Source.Invalidate drops
 //     a token only if it is still the current one, so a late 401 for an old
-//     token cannot throw away a fresh one.
+//     token cannot throw away a fresh one; and it drops each token at most
+//     once, without backoff, so that one caller hitting a path the API
+//     refuses cannot take the tenant offline for the others.
 //
 // A token with a zero Expiry (StoreHippo's "permanent" tokens) never expires
 // and is never refreshed; only Invalidate drops it.

@@ -32,3 +32,27 @@ func (e *FetchError) Error() string {
 
 // Unwrap returns Err.
 func (e *FetchError) Unwrap() error { return e.Err }
+
+// NotAttempted marks err, returned by a raw source, as a failure that made
+// no token request: there was nothing to fetch with (a tenant never
+// connected, a token that cannot be refreshed has run out). A Source counts
+// neither a fetch nor a failure for it, tells its Observer nothing, and
+// logs it once until the cause changes. errors.Is and errors.As still find
+// err.
+func NotAttempted(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &notAttemptedError{err}
+}
+
+// IsNotAttempted reports whether err was marked by NotAttempted.
+func IsNotAttempted(err error) bool {
+	var na *notAttemptedError
+	return errors.As(err, &na)
+}
+
+type notAttemptedError struct{ err error }
+
+func (e *notAttemptedError) Error() string { return e.err.Error() }
+func (e *notAttemptedError) Unwrap() error { return e.err }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/sidekey/sidekey/internal/testwait"
 )
 
 // fakeIdP stands in for an identity provider's token endpoint: every Token
@@ -128,14 +130,5 @@ func mustToken(t testing.TB, s *Source) *oauth2.Token {
 	return tok
 }
 
-// waitFor polls cond until it holds or a deadline passes.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond) // polling interval, bounded by the deadline
-	}
-}
+// waitFor is testwait.For.
+var waitFor = testwait.For

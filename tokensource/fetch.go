@@ -27,7 +27,6 @@ type flight struct {
 	tok     *oauth2.Token
 	err     error
 	start   time.Time   // for the reported duration
-	ahead   bool        // a valid token was being served when it started
 	timeout *time.Timer // ends the flight after Options.FetchTimeout
 }
 
@@ -39,16 +38,18 @@ type outcome struct {
 	expiry  time.Time     // the new token's expiry
 	retry   time.Duration // after a failure: delay before the next attempt
 	streak  int           // after a failure: consecutive failures
+	quiet   bool          // a NotAttempted failure: no token request was made
+	repeat  bool          // a quiet failure with the same text as the last one logged
 }
 
 // startLocked starts a flight. The raw source is called unless a call from
 // an abandoned flight is still running: then that call's result, when it
 // comes, ends this flight, so src never runs twice at once.
 func (s *Source) startLocked(now time.Time) *flight {
-	f := &flight{done: make(chan struct{}), start: time.Now(), ahead: s.cur.Load().valid(now)}
+	f := &flight{done: make(chan struct{}), start: time.Now()}
 	s.flight = f
 	s.refreshing.Store(true)
-	s.fetches++
+	s.fetches++ // taken back if it turns out to make no request (NotAttempted)
 	f.timeout = time.AfterFunc(s.opts.FetchTimeout, func() { s.expire(f) })
 	if !s.calling {
 		s.calling = true
@@ -121,7 +122,10 @@ func (s *Source) finishLocked(f *flight, tok *oauth2.Token, err error) *outcome 
 	if err == nil {
 		err = checkToken(tok, now)
 	}
-	o := &outcome{attempt: f != nil, err: err, took: time.Since(s.callStart)}
+	o := &outcome{attempt: f != nil, err: err, took: time.Since(s.callStart), quiet: IsNotAttempted(err)}
+	if f != nil && o.quiet {
+		s.fetches--
+	}
 	if f != nil {
 		f.timeout.Stop()
 		s.flight = nil
@@ -132,10 +136,19 @@ func (s *Source) finishLocked(f *flight, tok *oauth2.Token, err error) *outcome 
 		if f == nil {
 			return nil
 		}
-		s.failures++
+		if !o.quiet {
+			s.failures++
+		}
 		s.failStreak++
 		o.retry = backoff(s.failStreak, s.opts.MinBackoff, s.opts.MaxBackoff)
-		st := s.cur.Load()
+		st, restored := s.cur.Load(), false
+		if st == nil && s.dropped.valid(now) && (s.opts.Final == nil || !s.opts.Final(err)) {
+			// The API rejected it, but it is all there is: serve it again
+			// (a 401 passes through) rather than refuse every caller.
+			c := *s.dropped
+			c.rejected = true
+			st, restored, s.dropped = &c, true, nil
+		}
 		if st.valid(now) && !st.expiry.IsZero() {
 			// A refresh ahead failed while the current token still serves:
 			// try again while it does (at half its remaining life), or a
@@ -145,23 +158,37 @@ func (s *Source) finishLocked(f *flight, tok *oauth2.Token, err error) *outcome 
 		}
 		o.streak = s.failStreak
 		s.nextAttempt = now.Add(o.retry)
+		o.repeat = o.quiet && s.lastErr != nil && s.lastErr.Error() == err.Error()
 		s.lastErr = err
 		if st.valid(now) { // keep serving it; no refresh before the retry
-			s.cur.Store(st.withRefreshAt(s.nextAttempt))
+			if s.canRefresh {
+				st = st.withRefreshAt(s.nextAttempt)
+			}
+			s.cur.Store(st)
 		}
-		s.armLocked(now, s.nextAttempt)
-		f.err = &FetchError{Name: s.opts.Name, Err: err, RetryAfter: o.retry}
+		if !o.quiet {
+			// A quiet failure is not retried on a timer: nothing changes
+			// until a caller asks again or the tenant is Reset.
+			s.armLocked(now, s.nextAttempt)
+		}
+		if restored {
+			f.tok = st.tok
+		} else {
+			f.err = &FetchError{Name: s.opts.Name, Err: err, RetryAfter: o.retry}
+		}
 		close(f.done)
 		return o
 	}
 	// The token's life began when it was requested, not when the answer
 	// arrived: a slow token endpoint must not push the next refresh later.
 	st := newState(tok, now, s.callRequested, s.opts.RefreshBefore)
+	if !s.canRefresh {
+		st.refreshAt = time.Time{} // used until it expires; nothing can renew it
+	}
+	st.replaces = s.replacing
 	s.cur.Store(st)
 	s.lastRefresh, s.lastErr, s.failStreak, s.nextAttempt = now, nil, 0, time.Time{}
-	if f == nil || f.ahead { // the previous token lived to its refresh
-		s.rejects = 0
-	}
+	s.dropped, s.replacing = nil, false
 	if st.refreshAt.IsZero() {
 		s.stopTimerLocked()
 	} else {
@@ -193,17 +220,21 @@ func (s *Source) report(o *outcome) {
 	if o == nil {
 		return
 	}
-	if o.err != nil {
+	switch {
+	case o.quiet && o.repeat:
+	case o.quiet:
+		s.log.Warn("no token can be fetched", zap.Error(o.err))
+	case o.err != nil:
 		s.log.Warn("token fetch failed", zap.Error(o.err), zap.Duration("took", o.took),
 			zap.Duration("retry_in", o.retry), zap.Int("consecutive_failures", o.streak))
-	} else {
+	default:
 		expiry := zap.Time("expiry", o.expiry)
 		if o.expiry.IsZero() {
 			expiry = zap.String("expiry", "never")
 		}
 		s.log.Info("token fetched", expiry, zap.Duration("took", o.took), zap.Bool("late", !o.attempt))
 	}
-	if o.attempt && s.opts.Observer != nil {
+	if o.attempt && !o.quiet && s.opts.Observer != nil {
 		s.opts.Observer.FetchDone(s.opts.Name, o.took, o.err)
 	}
 }

@@ -78,46 +78,71 @@ func TestInvalidateStartsFetch(t *testing.T) {
 	})
 }
 
-func TestRepeatedRejectionsBackOff(t *testing.T) {
+// TestRejectionsNeverBackOff: a caller whose requests the API always
+// refuses (invariant 7) drops a token at most once, never pushes the Source
+// into backoff and never counts a failure; the replacement survives its
+// 401s for replacedHold.
+func TestRejectionsNeverBackOff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		idp := &fakeIdP{life: time.Hour}
 		s := RefreshAhead(idp, Options{Name: "acme", MinBackoff: time.Second})
 		defer s.Close()
 
-		tok := mustToken(t, s)
-		time.Sleep(10 * time.Minute) // an old token: its rejection is re-fetched at once
-		s.Invalidate(tok)
-		tok = mustToken(t, s)
-
-		// The API rejects each new token right away: the re-fetches back off.
-		for i, want := range []time.Duration{2 * time.Second, 4 * time.Second, 8 * time.Second} {
-			if !s.Invalidate(tok) {
-				t.Fatalf("rejection %d: Invalidate(current) = false", i+2)
+		tok1 := mustToken(t, s)
+		if !s.Invalidate(tok1) {
+			t.Fatal("Invalidate(fresh token) = false; want the first 401 to drop it")
+		}
+		tok2 := mustToken(t, s)
+		for i := range 100 { // a hostile caller's 401s on the replacement
+			if s.Invalidate(tok2) {
+				t.Fatalf("401 %d on the replacement dropped it", i)
 			}
-			calls := idp.calls()
-			_, err := s.Token()
-			var fe *FetchError
-			if !errors.As(err, &fe) || !errors.Is(err, errRejected) || fe.RetryAfter > want || fe.RetryAfter < want/2 {
-				t.Fatalf("rejection %d: Token = %v; want a FetchError with RetryAfter in [%v, %v]", i+2, err, want/2, want)
+			if got := mustToken(t, s); got != tok2 {
+				t.Fatalf("401 %d: Token = %q; want the replacement", i, got.AccessToken)
 			}
-			if idp.calls() != calls {
-				t.Fatalf("rejection %d: fetched during the backoff", i+2)
-			}
-			time.Sleep(fe.RetryAfter) // the timer fetches
-			tok = mustToken(t, s)
-			if idp.calls() != calls+1 {
-				t.Fatalf("rejection %d: %d requests after the backoff; want %d", i+2, idp.calls(), calls+1)
-			}
+			time.Sleep(time.Second)
+		}
+		st := s.Status()
+		if idp.calls() != 2 || st.State != "valid" || st.Failures != 0 || st.LastError != "" {
+			t.Fatalf("after 100 rejections: %d requests, status %+v; want 2 requests, valid, no failure", idp.calls(), st)
 		}
 
-		// A token that survives to its refresh ends the streak.
-		time.Sleep(31 * time.Minute)
-		tok = mustToken(t, s)
-		calls := idp.calls()
-		s.Invalidate(tok)
-		if _, err := s.Token(); err != nil || idp.calls() != calls+1 {
-			t.Errorf("after a healthy refresh: Token = %v with %d requests; want an immediate re-fetch", err, idp.calls()-calls)
+		// Past the hold, the replacement may be dropped once: at once, no backoff.
+		time.Sleep(replacedHold)
+		if !s.Invalidate(tok2) {
+			t.Fatal("Invalidate(replacement past its hold) = false")
 		}
+		if tok3 := mustToken(t, s); tok3 == tok2 || idp.calls() != 3 {
+			t.Fatalf("after the hold: %d requests; want a third token at once", idp.calls())
+		}
+		if st := s.Status(); st.Failures != 0 || st.LastError != "" {
+			t.Errorf("status %+v; want no failure", st)
+		}
+	})
+}
+
+// TestRejectedTokenServedWhileNoReplacement: when the replacement cannot be
+// fetched, the dropped token serves again (other callers' paths work) and
+// is never dropped a second time.
+func TestRejectedTokenServedWhileNoReplacement(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		idp := &fakeIdP{life: time.Hour}
+		s := RefreshAhead(idp, Options{Name: "acme", MinBackoff: time.Second})
+		defer s.Close()
+
+		tok1 := mustToken(t, s)
+		idp.set(func(f *fakeIdP) { f.fail = errors.New("idp down") })
+		if !s.Invalidate(tok1) {
+			t.Fatal("Invalidate(current) = false")
+		}
+		if got := mustToken(t, s); got.AccessToken != tok1.AccessToken {
+			t.Fatalf("Token = %q while the IdP is down; want the dropped token served again", got.AccessToken)
+		}
+		if s.Invalidate(tok1) {
+			t.Error("the restored token was dropped a second time")
+		}
+		idp.set(func(f *fakeIdP) { f.fail = nil })
+		waitFor(t, "the retry to bring a new token", func() bool { return mustToken(t, s).AccessToken != tok1.AccessToken })
 	})
 }
 

@@ -2,7 +2,6 @@ package tokensource
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -37,6 +36,12 @@ type Options struct {
 	Observer Observer
 	// Now is the clock. Nil: time.Now. Timers still run on real time.
 	Now func() time.Time
+	// Final reports whether a fetch error means the grant itself is gone
+	// (the platform refused the refresh token; a person must act). A token
+	// Invalidate dropped is then not served again for want of a
+	// replacement: the API refused it and nothing can renew it. Nil: no
+	// error is final.
+	Final func(error) bool
 }
 
 // Observer receives engine events; the metrics layer implements it. Its
@@ -77,13 +82,16 @@ type Status struct {
 	// LastErr is the last fetch's error itself, for errors.Is; nil after a
 	// success. Not for display: use LastError.
 	LastErr error `json:"-"`
-	// Fetches counts fetch attempts; Failures counts the failed ones.
+	// Renewable reports whether the current token carries a refresh token.
+	Renewable bool
+	// Fetches counts token requests; Failures counts the failed ones.
+	// Neither counts a failure that made no request (NotAttempted).
 	Fetches, Failures uint64
 }
 
-// errRejected is the error reported while re-fetches are spaced out because
-// the API keeps rejecting freshly fetched tokens (see Invalidate).
-var errRejected = errors.New("the API rejected a token soon after it was fetched")
+// replacedHold is how long a token fetched to replace a rejected one cannot
+// itself be dropped by Invalidate (see there).
+const replacedHold = 2 * time.Minute
 
 // Source is a refresh-ahead, single-flight token cache over a raw grant. It
 // implements oauth2.TokenSource and is safe for concurrent use.
@@ -93,9 +101,10 @@ var errRejected = errors.New("the API rejected a token soon after it was fetched
 // exists do callers wait, and then all of them share one fetch. The tokens
 // it returns are shared between callers and must not be modified.
 type Source struct {
-	src  oauth2.TokenSource
-	opts Options
-	log  *zap.Logger
+	src        oauth2.TokenSource
+	opts       Options
+	log        *zap.Logger
+	canRefresh bool // src can renew a token (see Refresher)
 
 	cur        atomic.Pointer[state] // the published token; nil: none. Stored only under mu.
 	refreshing atomic.Bool           // mirrors flight != nil for the hot path
@@ -111,7 +120,8 @@ type Source struct {
 	timer         *time.Timer   // the next refresh or retry; nil until first armed
 	nextAttempt   time.Time     // no fetch starts before this (backoff)
 	failStreak    int           // consecutive failed fetches
-	rejects       int           // consecutive tokens invalidated soon after their fetch
+	replacing     bool          // the next fetched token replaces one Invalidate dropped
+	dropped       *state        // the token Invalidate dropped, until its replacement arrives
 	lastErr       error
 	lastRefresh   time.Time
 	fetches       uint64
@@ -122,13 +132,26 @@ type Source struct {
 // every Token call performs one token request. src is called from one
 // goroutine at a time. The first fetch happens on the first TokenContext
 // call; after it the Source refreshes in the background until Close.
+//
+// A src implementing Refresher whose CanRefresh is false is never asked
+// before its token has expired: no refresh ahead, no retries while the
+// token serves.
 func RefreshAhead(src oauth2.TokenSource, opts Options) *Source {
 	opts = opts.withDefaults()
+	r, ok := src.(Refresher)
 	return &Source{
-		src:  src,
-		opts: opts,
-		log:  opts.Logger.With(zap.String("tenant", opts.Name)),
+		src:        src,
+		opts:       opts,
+		log:        opts.Logger.With(zap.String("tenant", opts.Name)),
+		canRefresh: !ok || r.CanRefresh(),
 	}
+}
+
+// Refresher is implemented by a raw source that says whether it can renew
+// a token (a *StoredSource does). A raw source that does not implement it
+// can.
+type Refresher interface {
+	CanRefresh() bool
 }
 
 func (o Options) withDefaults() Options {
@@ -219,48 +242,39 @@ func (s *Source) refreshAhead(seen *state) {
 }
 
 // Invalidate drops tok if it is still the current token (same AccessToken),
-// typically after the API answered 401 to it, and starts fetching a new one.
-// It returns whether tok was dropped; nil, an older token or a closed
-// Source change nothing.
+// typically after the API answered 401 to it, and starts fetching a new one
+// at once. It returns whether tok was dropped; nil, an older token or a
+// closed Source change nothing.
 //
-// Tokens rejected one after another soon after their fetch (a wrong scope,
-// a revoked grant) are re-fetched with the failure backoff, so that a stream
-// of 401s cannot turn into a stream of token requests.
+// A 401 says something about a request as much as about a token: one
+// caller hitting a path the API refuses must not take the tenant offline
+// for the others (DESIGN invariant 7). So Invalidate never backs off and
+// never counts a failure, and each token is dropped at most once:
+//   - a token fetched to replace a dropped one is not dropped again within
+//     replacedHold of its fetch: a second 401 passes through to its caller
+//     alone. A path that always answers 401 therefore costs at most one
+//     extra token request per replacedHold;
+//   - when the replacement cannot be fetched, the dropped token, if still
+//     valid, is served again until the retry succeeds (and is never
+//     dropped again).
 func (s *Source) Invalidate(tok *oauth2.Token) bool {
 	if tok == nil {
 		return false
 	}
 	s.mu.Lock()
 	st := s.cur.Load()
-	if s.closed || st == nil || st.tok.AccessToken != tok.AccessToken {
+	now := s.opts.Now()
+	if s.closed || st == nil || st.tok.AccessToken != tok.AccessToken || !st.droppable(now) {
 		s.mu.Unlock()
 		return false
 	}
-	now := s.opts.Now()
 	s.cur.Store(nil)
-	if now.Sub(st.fetchedAt) < s.opts.MaxBackoff {
-		s.rejects++
-	} else {
-		s.rejects = 1
-	}
-	var delay time.Duration
-	if s.rejects > 1 {
-		delay = backoff(s.rejects-1, s.opts.MinBackoff, s.opts.MaxBackoff)
-		if at := now.Add(delay); at.After(s.nextAttempt) {
-			s.nextAttempt = at
-		}
-		s.lastErr = errRejected
-	}
-	switch {
-	case s.flight != nil: // a refresh is running; waiters join it
-	case now.Before(s.nextAttempt):
-		s.armLocked(now, s.nextAttempt)
-	default:
+	s.dropped, s.replacing = st, true
+	if s.flight == nil { // else waiters join the fetch in progress
 		s.startLocked(now)
 	}
-	rejects := s.rejects
 	s.mu.Unlock()
-	s.log.Info("token invalidated", zap.Int("rejected_in_a_row", rejects), zap.Duration("retry_in", delay))
+	s.log.Info("token invalidated: the API rejected it")
 	return true
 }
 
@@ -319,7 +333,8 @@ func (s *Source) Reset() {
 		return
 	}
 	s.cur.Store(nil)
-	s.nextAttempt, s.failStreak, s.rejects, s.lastErr = time.Time{}, 0, 0, nil
+	s.nextAttempt, s.failStreak, s.lastErr = time.Time{}, 0, nil
+	s.dropped, s.replacing = nil, false
 	s.stopTimerLocked()
 }
 
@@ -338,6 +353,7 @@ func (s *Source) Status() Status {
 	if st != nil {
 		out.Expiry = st.expiry
 		out.RefreshExpiry = RefreshExpiry(st.tok)
+		out.Renewable = st.tok.RefreshToken != ""
 	}
 	out.Valid = st.valid(now)
 	switch {

@@ -18,6 +18,8 @@ type state struct {
 	fetchedAt time.Time // when the fetch that produced tok completed
 	expiry    time.Time // effective expiry (tok.Expiry less the skew margin); zero: never
 	refreshAt time.Time // when a background refresh is due; zero: never
+	replaces  bool      // fetched to replace a token Invalidate dropped
+	rejected  bool      // dropped once already; served again for want of a replacement
 }
 
 // newState derives the effective expiry and the refresh time of tok,
@@ -92,6 +94,13 @@ func (st *state) valid(now time.Time) bool {
 // refreshDue reports whether a background refresh of st should start at now.
 func (st *state) refreshDue(now time.Time) bool {
 	return !st.refreshAt.IsZero() && !now.Before(st.refreshAt)
+}
+
+// droppable reports whether Invalidate may drop st at now: a token is
+// dropped at most once, and a replacement not within replacedHold of its
+// fetch.
+func (st *state) droppable(now time.Time) bool {
+	return !st.rejected && (!st.replaces || now.Sub(st.fetchedAt) >= replacedHold)
 }
 
 // withRefreshAt returns a copy of st whose next refresh is at t; it is

@@ -40,6 +40,15 @@ type StoredOptions struct {
 	// is none), whose RefreshToken a refresh grant uses. A returned token
 	// without a RefreshToken keeps prev's. Required.
 	Fetch func(ctx context.Context, prev *oauth2.Token) (*oauth2.Token, error)
+	// NeedsPerson, if not nil, reports why no token can be fetched from
+	// prev (nil: none stored) without a person — a consent tenant never
+	// connected, a token that ran out with nothing to renew it. It is
+	// asked before the store's lock is taken; its error is returned marked
+	// NotAttempted, and Fetch is not called. Nil: Fetch may always try.
+	NeedsPerson func(prev *oauth2.Token) error
+	// CannotRefresh says that the grant cannot renew a token (Istores): a
+	// Source over this StoredSource never refreshes ahead (CanRefresh).
+	CannotRefresh bool
 	// Final reports whether a Fetch error means prev's refresh token is
 	// dead (invalid_grant): the stored refresh token is then cleared, so
 	// that no replica tries it again. Nil: no error is final.
@@ -101,6 +110,10 @@ func Stored(opts StoredOptions) *StoredSource {
 // Token is TokenContext(context.Background()).
 func (s *StoredSource) Token() (*oauth2.Token, error) { return s.TokenContext(context.Background()) }
 
+// CanRefresh reports whether the grant can renew a token (see
+// StoredOptions.CannotRefresh); it makes StoredSource a Refresher.
+func (s *StoredSource) CanRefresh() bool { return !s.opts.CannotRefresh }
+
 // TokenContext returns the stored token when it is valid and newer than the
 // last one handed out; otherwise it fetches a new token under the store's
 // lock and stores it before returning it.
@@ -108,7 +121,7 @@ func (s *StoredSource) TokenContext(ctx context.Context) (*oauth2.Token, error) 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.pending != nil {
-		swapped, err := s.swap(ctx, s.pendingOld, s.pending, s.pendingAt)
+		swapped, err := s.put(ctx, s.pending, s.pendingAt, s.pendingOld, false)
 		if err != nil {
 			return nil, err
 		}
@@ -128,46 +141,12 @@ func (s *StoredSource) TokenContext(ctx context.Context) (*oauth2.Token, error) 
 		s.last = prev
 		return prev, nil
 	}
-	unlock, err := s.opts.Storage.Lock(ctx, "locks/"+s.opts.Key)
-	if err != nil {
-		return nil, fmt.Errorf("tokensource: %s: locking the stored token: %w", s.opts.Name, err)
+	if err := s.needsPerson(prev); err != nil {
+		return nil, err // no lock, no token request
 	}
-	defer unlock()
-	prev, raw, err := s.load(ctx) // another replica may have refreshed meanwhile
+	tok, _, err := s.renew(ctx, s.fresh)
 	if err != nil {
 		return nil, err
-	}
-	if s.fresh(prev) {
-		s.last = prev
-		return prev, nil
-	}
-	requested := s.opts.Now() // the new token's life begins here, not when it arrives
-	fctx, cancel := fetchContext(ctx, prev)
-	defer cancel()
-	tok, err := s.opts.Fetch(fctx, prev)
-	if err != nil {
-		if prev != nil && prev.RefreshToken != "" && s.opts.Final != nil && s.opts.Final(err) {
-			s.dropRefreshToken(ctx, prev, raw)
-		}
-		return nil, err
-	}
-	if tok == nil || tok.AccessToken == "" {
-		return nil, fmt.Errorf("tokensource: %s: the grant returned no access token", s.opts.Name)
-	}
-	tok = carryRefresh(tok, prev)
-	swapped, err := s.swap(ctx, raw, tok, requested)
-	if err != nil {
-		s.pending, s.pendingOld, s.pendingAt = tok, raw, requested // the only copy of a rotated refresh token: keep it
-		return nil, err
-	}
-	if !swapped {
-		// Our lease ran out and another replica stored a newer token: use
-		// that one rather than overwrite it.
-		s.log.Warn("another replica stored a token while this one refreshed; using the stored one")
-		if prev, _, err = s.load(ctx); err != nil || prev == nil {
-			return nil, fmt.Errorf("tokensource: %s: the stored token changed during a refresh: %w", s.opts.Name, err)
-		}
-		tok = prev
 	}
 	s.last = tok
 	return tok, nil
@@ -180,15 +159,9 @@ func (s *StoredSource) fresh(stored *oauth2.Token) bool {
 	if stored == nil || stored.AccessToken == "" {
 		return false
 	}
-	if !stored.Expiry.IsZero() {
-		now := s.opts.Now()
-		margin := maxSkew
-		if obtained, ok := stored.Extra(ObtainedExtra).(time.Time); ok && !obtained.IsZero() {
-			margin = min(maxSkew, stored.Expiry.Sub(obtained)/10)
-		}
-		if !now.Add(margin).Before(stored.Expiry) {
-			return false
-		}
+	now := s.opts.Now()
+	if !newState(stored, now, time.Time{}, 0).valid(now) {
+		return false
 	}
 	return s.last == nil || stored.AccessToken != s.last.AccessToken
 }
@@ -200,35 +173,76 @@ func (s *StoredSource) fresh(stored *oauth2.Token) bool {
 func (s *StoredSource) Renew(ctx context.Context, olderThan time.Time) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	_, renewed, err := s.renew(ctx, func(prev *oauth2.Token) bool {
+		if prev == nil || prev.RefreshToken == "" {
+			return true // nothing to renew with
+		}
+		obtained, ok := prev.Extra(ObtainedExtra).(time.Time)
+		return ok && !obtained.Before(olderThan)
+	})
+	return renewed && err == nil, err
+}
+
+// renew is the one refresh path (s.mu held): under the store's per-tenant
+// lock it reads the stored token prev again (another replica may have
+// renewed it meanwhile) and, unless keep(prev), fetches a new token and
+// stores it — above all a rotated refresh token — before returning it.
+// renewed is false when prev was kept or another replica's newer token
+// won; tok is then the stored one (nil: none).
+func (s *StoredSource) renew(ctx context.Context, keep func(prev *oauth2.Token) bool) (tok *oauth2.Token, renewed bool, err error) {
 	unlock, err := s.opts.Storage.Lock(ctx, "locks/"+s.opts.Key)
 	if err != nil {
-		return false, fmt.Errorf("tokensource: %s: locking the stored token: %w", s.opts.Name, err)
+		return nil, false, fmt.Errorf("tokensource: %s: locking the stored token: %w", s.opts.Name, err)
 	}
 	defer unlock()
 	prev, raw, err := s.load(ctx)
-	if err != nil || prev == nil || prev.RefreshToken == "" {
-		return false, err
+	if err != nil {
+		return nil, false, err
 	}
-	if obtained, ok := prev.Extra(ObtainedExtra).(time.Time); ok && !obtained.Before(olderThan) {
-		return false, nil
+	if keep(prev) {
+		return prev, false, nil
 	}
-	requested := s.opts.Now()
+	if err := s.needsPerson(prev); err != nil {
+		return nil, false, err
+	}
+	requested := s.opts.Now() // the new token's life begins here, not when it arrives
 	fctx, cancel := fetchContext(ctx, prev)
 	defer cancel()
-	tok, err := s.opts.Fetch(fctx, prev)
+	tok, err = s.opts.Fetch(fctx, prev)
 	if err != nil {
-		if s.opts.Final != nil && s.opts.Final(err) {
+		if prev != nil && prev.RefreshToken != "" && s.opts.Final != nil && s.opts.Final(err) {
 			s.dropRefreshToken(ctx, prev, raw)
 		}
-		return false, err
+		return nil, false, err
+	}
+	if tok == nil || tok.AccessToken == "" {
+		return nil, false, fmt.Errorf("tokensource: %s: the grant returned no access token", s.opts.Name)
 	}
 	tok = carryRefresh(tok, prev)
-	swapped, err := s.swap(ctx, raw, tok, requested)
+	swapped, err := s.put(ctx, tok, requested, raw, false)
 	if err != nil {
-		s.pending, s.pendingOld, s.pendingAt = tok, raw, requested
-		return false, err
+		s.pending, s.pendingOld, s.pendingAt = tok, raw, requested // the only copy of a rotated refresh token: keep it
+		return nil, false, err
 	}
-	return swapped, nil
+	if !swapped {
+		// Our lease ran out and another replica stored a newer token: use
+		// that one rather than overwrite it.
+		s.log.Warn("another replica stored a token while this one refreshed; using the stored one")
+		if prev, _, err = s.load(ctx); err != nil || prev == nil {
+			return nil, false, fmt.Errorf("tokensource: %s: the stored token changed during a refresh: %w", s.opts.Name, err)
+		}
+		return prev, false, nil
+	}
+	return tok, true, nil
+}
+
+// needsPerson is StoredOptions.NeedsPerson's verdict on prev, marked
+// NotAttempted.
+func (s *StoredSource) needsPerson(prev *oauth2.Token) error {
+	if s.opts.NeedsPerson == nil {
+		return nil
+	}
+	return NotAttempted(s.opts.NeedsPerson(prev))
 }
 
 // Save stores tok as the tenant's token (after a consent exchange),
@@ -239,7 +253,7 @@ func (s *StoredSource) Save(ctx context.Context, tok *oauth2.Token) error {
 	if tok == nil || tok.AccessToken == "" {
 		return fmt.Errorf("tokensource: %s: refusing to store an empty token", s.opts.Name)
 	}
-	if err := s.write(ctx, tok); err != nil {
+	if _, err := s.put(ctx, tok, s.opts.Now(), nil, true); err != nil {
 		return err
 	}
 	s.pending, s.pendingOld, s.last = nil, nil, nil
@@ -301,40 +315,29 @@ func (s *StoredSource) encode(tok *oauth2.Token, obtained time.Time) ([]byte, er
 	return b, nil
 }
 
-// write stores tok durably whatever was stored before (a consent's new
-// token), independent of the caller's cancellation.
-func (s *StoredSource) write(ctx context.Context, tok *oauth2.Token) error {
-	b, err := s.encode(tok, s.opts.Now())
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
-	defer cancel()
-	if err := s.opts.Storage.Store(ctx, s.opts.Key, b); err != nil {
-		return fmt.Errorf("tokensource: %s: storing the new token: %w", s.opts.Name, err)
-	}
-	s.log.Debug("token stored", zap.Time("expiry", tok.Expiry), zap.Bool("has_refresh_token", tok.RefreshToken != ""))
-	return nil
-}
-
-// swap stores tok, requested at obtained, durably if the stored value is
-// still old (nil: none), independent of the caller's cancellation. swapped
-// is false when another writer got there first.
-func (s *StoredSource) swap(ctx context.Context, old []byte, tok *oauth2.Token, obtained time.Time) (bool, error) {
+// put stores tok, requested at obtained, durably and independent of the
+// caller's cancellation: with overwrite whatever was stored before (a
+// consent's new token), else only while the stored value is still old
+// (nil: none). stored is false when another writer got there first.
+func (s *StoredSource) put(ctx context.Context, tok *oauth2.Token, obtained time.Time, old []byte, overwrite bool) (stored bool, err error) {
 	b, err := s.encode(tok, obtained)
 	if err != nil {
 		return false, err
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
 	defer cancel()
-	swapped, err := s.opts.Storage.CompareAndSwap(ctx, s.opts.Key, old, b)
+	if overwrite {
+		err, stored = s.opts.Storage.Store(ctx, s.opts.Key, b), true
+	} else {
+		stored, err = s.opts.Storage.CompareAndSwap(ctx, s.opts.Key, old, b)
+	}
 	if err != nil {
 		return false, fmt.Errorf("tokensource: %s: storing the new token: %w", s.opts.Name, err)
 	}
-	if swapped {
+	if stored {
 		s.log.Debug("token stored", zap.Time("expiry", tok.Expiry), zap.Bool("has_refresh_token", tok.RefreshToken != ""))
 	}
-	return swapped, nil
+	return stored, nil
 }
 
 // dropRefreshToken clears a refresh token the platform refused, if the
@@ -342,7 +345,7 @@ func (s *StoredSource) swap(ctx context.Context, old []byte, tok *oauth2.Token, 
 // consent_required at once instead of retrying a dead grant.
 func (s *StoredSource) dropRefreshToken(ctx context.Context, refused *oauth2.Token, raw []byte) {
 	obtained, _ := refused.Extra(ObtainedExtra).(time.Time)
-	swapped, err := s.swap(ctx, raw, withRefreshToken(refused, ""), obtained)
+	swapped, err := s.put(ctx, withRefreshToken(refused, ""), obtained, raw, false)
 	switch {
 	case err != nil:
 		s.log.Warn("could not clear a refused refresh token", zap.Error(err))

@@ -1,6 +1,7 @@
 package providertest
 
 import (
+	"cmp"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -26,6 +27,7 @@ type codeGrant struct {
 	scope       string
 	challenge   string // PKCE S256 code_challenge; "" without PKCE
 	expiry      time.Time
+	subject     string // the person who logged in (SCAYLE customers); "" for a client's own grant
 }
 
 // refreshGrant is what a refresh token stands for.
@@ -34,6 +36,7 @@ type refreshGrant struct {
 	scope    string
 	expiry   time.Time // zero: never expires
 	dead     bool      // used up by a rotation: presenting it again is reuse
+	subject  string    // the person the grant belongs to; "" for the client itself
 }
 
 // permanent is the expiry of tokens that never expire.
@@ -237,7 +240,7 @@ func decodeJSONParams(r *http.Request) (url.Values, error) {
 func (c *core) signJWT(t issued) string {
 	claims := jwt.MapClaims{
 		"iss": c.server.URL,
-		"sub": t.clientID,
+		"sub": cmp.Or(t.subject, t.clientID),
 		"jti": t.id,
 		"iat": t.created.Unix(),
 		"exp": t.expiry.Unix(),

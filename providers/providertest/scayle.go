@@ -5,7 +5,9 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -34,6 +36,10 @@ const scayleConsentMax = 15 * time.Minute
 // ({tenant_space}.auth.scayle.cloud/v1) and the Checkout API
 // ({tenant_space}.checkout.api.scayle.cloud/api) on one server.
 //
+// Each consent is a new customer's login (subject "customer-1", "-2"…):
+// its tokens carry the subject (JWT sub), the Checkout API echoes it, and
+// logout revokes exactly that customer's tokens.
+//
 // Consent (GET /v1/auth/external/redirect?shopId&jwt): shopId must be the
 // shop's; the JWT must be HS256-signed with the shop secret, carry iat and
 // an exp no more than 15 minutes after it and not yet passed, the client's
@@ -54,8 +60,14 @@ const scayleConsentMax = 15 * time.Minute
 // Token management (Bearer access token): GET|POST
 // /v1/oauth/token/validate → 200 or 401; GET /v1/oauth/tokens → the
 // client's live sessions [{id, ip, user_agent, created_at, updated_at,
-// expires_at}]; DELETE /v1/oauth/tokens/{id} → 204, revoking that access
-// token and its refresh token (the API answers 401 to it from then on).
+// expires_at}]; DELETE /v1/oauth/tokens/{id} → 204, revoking that one
+// access token only (its refresh token lives on, as documented); POST
+// /v1/auth/logout (X-Shop-Id with the shop id, else 400) → 204, revoking
+// the presented access token and the refresh token issued with it.
+//
+// Browser logout (GET /v1/auth/logout/redirect?shopId&jwt, the JWT
+// HS256-signed with the shop secret over {callbackUrl, tokenId, iat, exp ≤
+// 15 min}): 302 to callbackUrl; counted in LogoutRedirects.
 //
 // Checkout API below /api (X-Shop-Id with the shop id, else 400; then
 // Authorization: Bearer):
@@ -65,6 +77,9 @@ type SCAYLE struct {
 	*core
 	shopID, shopSecret, idpKey string
 	refreshLifetime            time.Duration
+	logouts                    atomic.Int64
+	customers                  atomic.Int64 // logins so far: each is a new customer
+	logoutRedirects            atomic.Int64
 }
 
 // NewSCAYLE starts a SCAYLE simulator on 127.0.0.1. Call Close when done.
@@ -88,6 +103,8 @@ func NewSCAYLE(opts SCAYLEOptions) *SCAYLE {
 	mux.HandleFunc("POST /v1/oauth/token/validate", s.serveValidate)
 	mux.HandleFunc("GET /v1/oauth/tokens", s.serveList)
 	mux.HandleFunc("DELETE /v1/oauth/tokens/{id}", s.serveRevoke)
+	mux.HandleFunc("POST /v1/auth/logout", s.serveLogout)
+	mux.HandleFunc("GET /v1/auth/logout/redirect", s.serveLogoutRedirect)
 	f := flavor{base: "/api", routes: s.routes, fail: scayleAPIError, precheck: s.checkShop}
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) { s.serveAPI(w, r, f) })
 	s.start(mux)
@@ -149,7 +166,8 @@ func (s *SCAYLE) serveRedirect(w http.ResponseWriter, r *http.Request) {
 	}
 	// state is the original payload, re-encoded as standard base64.
 	payload, _ := base64.RawURLEncoding.DecodeString(strings.Split(token.Raw, ".")[1])
-	code := s.newCode(codeGrant{clientID: clientID, redirectURI: callback})
+	subject := "customer-" + strconv.FormatInt(s.customers.Add(1), 10)
+	code := s.newCode(codeGrant{clientID: clientID, redirectURI: callback, subject: subject})
 	redirect(w, callback, map[string][]string{"code": {code}, "state": {base64.StdEncoding.EncodeToString(payload)}})
 }
 
@@ -164,7 +182,7 @@ func (s *SCAYLE) serveToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	form := r.PostForm
-	var refresh string
+	var refresh, subject string
 	switch form.Get("grant_type") {
 	case "authorization_code":
 		g, ok := s.redeemCode(form.Get("code"))
@@ -172,14 +190,15 @@ func (s *SCAYLE) serveToken(w http.ResponseWriter, r *http.Request) {
 			scayleError(w, http.StatusBadRequest, "INVALID_GRANT", "The authorization code is invalid, used or expired.")
 			return
 		}
-		refresh = s.addRefresh(refreshGrant{clientID: id, expiry: time.Now().Add(s.refreshLifetime)})
+		subject = g.subject
+		refresh = s.addRefresh(refreshGrant{clientID: id, expiry: time.Now().Add(s.refreshLifetime), subject: subject})
 	case "refresh_token":
-		_, next, ok := s.useRefresh(form.Get("refresh_token"), true)
+		g, next, ok := s.useRefresh(form.Get("refresh_token"), true)
 		if !ok {
 			scayleError(w, http.StatusBadRequest, "INVALID_GRANT", "The refresh token is invalid.")
 			return
 		}
-		refresh = next
+		refresh, subject = next, g.subject
 	case "":
 		scayleError(w, http.StatusBadRequest, "INVALID_REQUEST", "grant_type is required.")
 		return
@@ -187,7 +206,7 @@ func (s *SCAYLE) serveToken(w http.ResponseWriter, r *http.Request) {
 		scayleError(w, http.StatusBadRequest, "UNSUPPORTED_GRANT_TYPE", "The authorization grant type is not supported.")
 		return
 	}
-	tok, lifetime := s.issueToken(issued{clientID: id, refresh: refresh})
+	tok, lifetime := s.issueToken(issued{clientID: id, refresh: refresh, subject: subject})
 	writeTokenResponse(w, s.tokenBody(tok, lifetime, map[string]any{"refresh_token": refresh}))
 }
 

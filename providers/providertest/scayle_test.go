@@ -172,3 +172,71 @@ func TestOAuth2AuthorizationCode(t *testing.T) {
 		t.Errorf("code after a failed exchange: %d; want 400", status)
 	}
 }
+
+// TestSCAYLERevokeOneAndLogout: DELETE /v1/oauth/tokens/{jti} revokes one
+// access token and leaves its refresh token alive; POST /v1/auth/logout
+// (with X-Shop-Id) revokes the access token and its refresh token.
+func TestSCAYLERevokeOneAndLogout(t *testing.T) {
+	s := NewSCAYLE(SCAYLEOptions{})
+	defer s.Close()
+	pair := func(params url.Values) (access, refresh string) {
+		t.Helper()
+		status, body := postToken(t, s.TokenURL(), params, true, "sim-client", "sim-secret")
+		access, _ = body["access_token"].(string)
+		refresh, _ = body["refresh_token"].(string)
+		if status != 200 || access == "" || refresh == "" {
+			t.Fatalf("token request: %d %v", status, body)
+		}
+		return access, refresh
+	}
+	send := func(method, url, access string, header map[string]string) int {
+		t.Helper()
+		req, _ := http.NewRequest(method, url, nil)
+		req.Header.Set("Authorization", "Bearer "+access)
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	code := approved(t, scayleConsent(s, "1001", scayleJWT(t, "sim-shop-secret", jwt.SigningMethodHS256, nil))).Get("code")
+	access, refresh := pair(url.Values{"grant_type": {"authorization_code"}, "code": {code}})
+	claims := jwt.MapClaims{}
+	if _, _, err := jwt.NewParser().ParseUnverified(access, claims); err != nil {
+		t.Fatal(err)
+	}
+	if got := send(http.MethodDelete, s.AuthAPIURL()+"/oauth/tokens/"+claims["jti"].(string), access, nil); got != 204 {
+		t.Fatalf("revoke one: %d; want 204", got)
+	}
+	if got := send(http.MethodGet, s.AuthAPIURL()+"/oauth/token/validate", access, nil); got != 401 {
+		t.Errorf("revoked access token at validate: %d; want 401", got)
+	}
+	if !s.ValidRefreshToken(refresh) {
+		t.Fatal("DELETE of one access token killed its refresh token; SCAYLE documents that only logout does")
+	}
+
+	access, refresh = pair(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh}})
+	logout := s.AuthAPIURL() + "/auth/logout"
+	if got := send(http.MethodPost, logout, access, nil); got != 400 {
+		t.Errorf("logout without X-Shop-Id: %d; want 400", got)
+	}
+	if got := send(http.MethodPost, logout, "not-a-token", map[string]string{"X-Shop-Id": "1001"}); got != 401 {
+		t.Errorf("logout with an unknown token: %d; want 401", got)
+	}
+	if !s.ValidRefreshToken(refresh) || s.Logouts() != 0 {
+		t.Fatal("a refused logout revoked something")
+	}
+	if got := send(http.MethodPost, logout, access, map[string]string{"X-Shop-Id": "1001"}); got != 204 || s.Logouts() != 1 {
+		t.Fatalf("logout: %d, Logouts %d; want 204, 1", got, s.Logouts())
+	}
+	if got := send(http.MethodGet, s.AuthAPIURL()+"/oauth/token/validate", access, nil); got != 401 {
+		t.Errorf("logged-out access token at validate: %d; want 401", got)
+	}
+	if s.ValidRefreshToken(refresh) {
+		t.Error("the refresh token survived logout")
+	}
+}

@@ -1,6 +1,7 @@
 package providertest
 
 import (
+	"github.com/golang-jwt/jwt/v5"
 	"net/http"
 	"slices"
 	"strings"
@@ -57,8 +58,8 @@ func (s *SCAYLE) serveList(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, list)
 }
 
-// serveRevoke revokes the access token with jti {id} and its refresh
-// token.
+// serveRevoke revokes the access token with jti {id}, and nothing else:
+// its refresh token stays valid.
 func (s *SCAYLE) serveRevoke(w http.ResponseWriter, r *http.Request) {
 	me, ok := s.bearer(w, r)
 	if !ok {
@@ -70,7 +71,6 @@ func (s *SCAYLE) serveRevoke(w http.ResponseWriter, r *http.Request) {
 	for tok, t := range s.tokens {
 		if t.id == id && t.clientID == me.clientID {
 			delete(s.tokens, tok)
-			delete(s.refreshTokens, t.refresh)
 			found = true
 		}
 	}
@@ -81,6 +81,95 @@ func (s *SCAYLE) serveRevoke(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
+
+// serveLogout revokes the presented access token and the refresh token
+// issued with it — for a customer's token, every token of that customer.
+func (s *SCAYLE) serveLogout(w http.ResponseWriter, r *http.Request) {
+	if !s.checkShop(w, r) {
+		return
+	}
+	me, ok := s.bearer(w, r)
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	for tok, t := range s.tokens {
+		if t.id == me.id || (me.subject != "" && t.subject == me.subject) {
+			delete(s.tokens, tok)
+		}
+	}
+	if me.refresh != "" {
+		delete(s.refreshTokens, me.refresh)
+	}
+	for rt, g := range s.refreshTokens {
+		if me.subject != "" && g.subject == me.subject {
+			delete(s.refreshTokens, rt)
+		}
+	}
+	s.mu.Unlock()
+	s.logouts.Add(1)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// LiveRefreshTokens counts the refresh tokens a refresh grant would accept
+// now.
+func (s *SCAYLE) LiveRefreshTokens() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	now := time.Now()
+	for _, g := range s.refreshTokens {
+		if !g.dead && (g.expiry.IsZero() || now.Before(g.expiry)) {
+			n++
+		}
+	}
+	return n
+}
+
+// LiveRefreshTokensOf counts the refresh tokens of customer subject a
+// refresh grant would accept now.
+func (s *SCAYLE) LiveRefreshTokensOf(subject string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	now := time.Now()
+	for _, g := range s.refreshTokens {
+		if g.subject == subject && !g.dead && (g.expiry.IsZero() || now.Before(g.expiry)) {
+			n++
+		}
+	}
+	return n
+}
+
+// serveLogoutRedirect is the browser logout: it checks the shop id and the
+// logout JWT and sends the browser on to its callbackUrl.
+func (s *SCAYLE) serveLogoutRedirect(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if q.Get("shopId") != s.shopID {
+		scayleError(w, http.StatusBadRequest, "INVALID_SHOP_ID", "Unknown shopId.")
+		return
+	}
+	claims := jwt.MapClaims{}
+	_, err := jwt.ParseWithClaims(q.Get("jwt"), claims, func(*jwt.Token) (any, error) {
+		return []byte(s.shopSecret), nil
+	}, jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired(), jwt.WithIssuedAt())
+	iat, _ := claims.GetIssuedAt()
+	exp, _ := claims.GetExpirationTime()
+	callback, _ := claims["callbackUrl"].(string)
+	tokenID, _ := claims["tokenId"].(string)
+	if err != nil || iat == nil || exp.Sub(iat.Time) > scayleConsentMax || tokenID == "" || !absoluteURL(callback) {
+		scayleError(w, http.StatusBadRequest, "INVALID_JWT", "The logout JWT is invalid.")
+		return
+	}
+	s.logoutRedirects.Add(1)
+	redirect(w, callback, nil)
+}
+
+// LogoutRedirects counts browser logouts sent on to their callbackUrl.
+func (s *SCAYLE) LogoutRedirects() int64 { return s.logoutRedirects.Load() }
+
+// Logouts counts successful POST /v1/auth/logout requests.
+func (s *SCAYLE) Logouts() int64 { return s.logouts.Load() }
 
 // checkShop demands X-Shop-Id with the shop id on Checkout API requests.
 func (s *SCAYLE) checkShop(w http.ResponseWriter, r *http.Request) bool {
@@ -96,6 +185,6 @@ func (s *SCAYLE) routes(w http.ResponseWriter, r *http.Request, path string, _ [
 	if path != "/v1/customers/me" || r.Method != http.MethodGet {
 		return false
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"id": 4711, "email": "customer@example.com", "shopId": s.shopID, "clientId": tok.clientID})
+	writeJSON(w, http.StatusOK, map[string]any{"id": 4711, "email": "customer@example.com", "shopId": s.shopID, "clientId": tok.clientID, "subject": tok.subject})
 	return true
 }

@@ -126,6 +126,7 @@ type issued struct {
 	scope    string
 	audience string // audience or resource parameter, if any
 	refresh  string // the refresh token issued with it, if any
+	subject  string // the person it stands for (SCAYLE customers); "" for the client
 }
 
 // maxRecordedBody bounds the request body a simulator keeps.

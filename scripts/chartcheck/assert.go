@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -40,6 +42,7 @@ func assertScenario(scenario string, docs []obj) []string {
 	checkSecurity(c, r)
 	checkSecretsStayInSecrets(c, r)
 	checkSecretFiles(c, r)
+	checkLocalCA(c, r)
 	if scenario == "sidecar" {
 		checkSidecar(c, r)
 		return c.failures
@@ -150,8 +153,8 @@ func checkSecretFiles(c *checker, r *rendered) {
 		}
 	}
 	for _, f := range slices.Sorted(maps.Keys(files)) {
-		if strings.HasPrefix(f, TLSDir+"/") || strings.HasPrefix(f, ClientCADir+"/") {
-			continue // checkTLS, checkClientCA: their own Secrets
+		if strings.HasPrefix(f, TLSDir+"/") || strings.HasPrefix(f, ClientCADir+"/") || isLocalCAFile(f) {
+			continue // checkTLS, checkClientCA, checkLocalCA: their own Secrets
 		}
 		key, ok := strings.CutPrefix(f, SecretDir+"/")
 		c.check(ok, "%s is outside %s", f, SecretDir)
@@ -209,6 +212,29 @@ func checkChart(c *checker, r *rendered) {
 		c.check(str(sm, "spec", "endpoints", 0, "scheme") == scheme, "ServiceMonitor scheme = %q, want %s", str(sm, "spec", "endpoints", 0, "scheme"), scheme)
 	}
 	checkTLS(c, r)
+	checkDrain(c, r)
+}
+
+// checkDrain: a stopping pod sleeps in preStop, then keeps serving for
+// drain_delay with readyz 503, then drains for shutdown_timeout, and
+// Kubernetes waits for all of it.
+func checkDrain(c *checker, r *rendered) {
+	seconds := func(key, def string) float64 {
+		v := str(r.cfg, key)
+		if v == "" {
+			v = def
+		}
+		d, err := time.ParseDuration(v)
+		c.check(err == nil, "config %s = %q is not a duration", key, v)
+		return d.Seconds()
+	}
+	sleep, _ := strconv.ParseFloat(fmt.Sprint(get(r.sidekey, "lifecycle", "preStop", "sleep", "seconds")), 64)
+	c.check(sleep > 0, "the sidekey container has no preStop sleep")
+	drain := seconds("drain_delay", "0s")
+	c.check(drain > 0, "config drain_delay is not set: the listener would close as readiness flips")
+	grace, _ := strconv.ParseFloat(fmt.Sprint(get(r.dep, "spec", "template", "spec", "terminationGracePeriodSeconds")), 64)
+	need := sleep + drain + seconds("shutdown_timeout", "15s")
+	c.check(grace >= need, "terminationGracePeriodSeconds %v < preStop %v + drain_delay %v + shutdown_timeout: pods would be killed mid-drain", grace, sleep, drain)
 }
 
 // checkNetworkPolicy: only labelled client pods reach the http port; an

@@ -16,10 +16,12 @@ import (
 // extract writes the rendered sidekey.yaml to dir/sidekey.yaml with every
 // *_file path under SecretDir moved to dir/secrets, and writes those files:
 // the rendered Secret's value when the manifests hold it, a placeholder
-// otherwise (an existingSecret lives outside the chart). Paths under TLSDir
-// stay as they are: `sidekey check` does not read the certificate. Files
-// under ClientCADir (tls.client_ca_file, which check reads) move to
-// dir/client-ca and hold a placeholder CA certificate.
+// otherwise (an existingSecret lives outside the chart; a store key's
+// placeholder is 64 hex characters, a key's form). Files under TLSDir
+// (tls.cert_file and key_file, which check reads as serve does) move to
+// dir/tls and hold a placeholder certificate and its key. Files under
+// ClientCADir (tls.client_ca_file) move to dir/client-ca and hold a
+// placeholder CA certificate.
 func extract(docs []obj, dir string, stdout io.Writer) error {
 	text, err := sidekeyYAML(docs)
 	if err != nil {
@@ -35,11 +37,24 @@ func extract(docs []obj, dir string, stdout io.Writer) error {
 		return fmt.Errorf("chartcheck: %w", err)
 	}
 	caDir := filepath.Join(dir, "client-ca")
+	tlsDir := filepath.Join(dir, "tls")
 	files := map[string]bool{}
 	collectFiles(cfg, files)
+	tlsFiles := map[string]string{}
+	for _, key := range []string{"cert_file", "key_file"} {
+		if path := str(cfg, "tls", key); strings.HasPrefix(path, TLSDir+"/") {
+			tlsFiles[key] = filepath.Join(tlsDir, strings.TrimPrefix(path, TLSDir+"/"))
+		}
+	}
+	if len(tlsFiles) > 0 {
+		if err := writePlaceholderKeyPair(tlsFiles["cert_file"], tlsFiles["key_file"]); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "  tls certificate and key (placeholder)")
+	}
 	for _, path := range slices.Sorted(maps.Keys(files)) {
-		if strings.HasPrefix(path, TLSDir+"/") {
-			continue // tls.cert_file and key_file: read by serve, not by check
+		if strings.HasPrefix(path, TLSDir+"/") || isLocalCAFile(path) {
+			continue // tls: written above; local_ca cert_file and key_file: read by serve, not by check
 		}
 		if name, ok := strings.CutPrefix(path, ClientCADir+"/"); ok {
 			if err := writePlaceholderCA(caDir, name); err != nil {
@@ -53,7 +68,12 @@ func extract(docs []obj, dir string, stdout io.Writer) error {
 			return fmt.Errorf("chartcheck: %s is not a file of the secret volume %s", path, SecretDir)
 		}
 		content, ok := values[key]
-		if !ok {
+		switch {
+		case ok:
+		case path == str(cfg, "storage", "key_file"):
+			// sidekey check reads the store key's form, as serve does.
+			content = strings.Repeat("c1", 32)
+		default:
 			content = "ci-placeholder-" + key
 		}
 		if err := os.WriteFile(filepath.Join(secretDir, key), []byte(content), 0o600); err != nil {
@@ -63,8 +83,30 @@ func extract(docs []obj, dir string, stdout io.Writer) error {
 	}
 	text = strings.ReplaceAll(text, SecretDir+"/", secretDir+"/")
 	text = strings.ReplaceAll(text, ClientCADir+"/", caDir+"/")
+	text = strings.ReplaceAll(text, TLSDir+"/", tlsDir+"/")
 	if err := os.WriteFile(filepath.Join(dir, "sidekey.yaml"), []byte(text), 0o600); err != nil {
 		return fmt.Errorf("chartcheck: %w", err)
+	}
+	return nil
+}
+
+// writePlaceholderKeyPair writes a self-signed placeholder certificate to
+// certPath and its key to keyPath (either may be empty: not written).
+func writePlaceholderKeyPair(certPath, keyPath string) error {
+	certPEM, keyPEM, err := placeholderKeyPair()
+	if err != nil {
+		return err
+	}
+	for path, content := range map[string][]byte{certPath: certPEM, keyPath: keyPEM} {
+		if path == "" {
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return fmt.Errorf("chartcheck: %w", err)
+		}
+		if err := os.WriteFile(path, content, 0o600); err != nil {
+			return fmt.Errorf("chartcheck: %w", err)
+		}
 	}
 	return nil
 }

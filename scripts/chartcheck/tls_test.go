@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"os"
 	"path/filepath"
 	"strings"
@@ -91,7 +92,13 @@ func TestTLSFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(cfg), "cert_file: /run/secrets/sidekey-tls/tls.crt") {
-		t.Errorf("extract moved the certificate path:\n%s", cfg)
+	// sidekey check reads the certificate and key as serve does: extract
+	// moves them beside the config, holding a placeholder pair.
+	certPath := filepath.Join(out, "tls", "tls.crt")
+	if !strings.Contains(string(cfg), "cert_file: "+certPath) {
+		t.Errorf("extract did not move the certificate path to %s:\n%s", certPath, cfg)
+	}
+	if _, err := tls.LoadX509KeyPair(certPath, filepath.Join(out, "tls", "tls.key")); err != nil {
+		t.Errorf("the placeholder certificate and key: %v", err)
 	}
 }

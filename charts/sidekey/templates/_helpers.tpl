@@ -201,6 +201,7 @@ secretData holds the values.
 {{/* sidekey.config: the sidekey.yaml the ConfigMap holds. */}}
 {{- define "sidekey.config" -}}
 {{- include "sidekey.validate" . }}
+{{- include "sidekey.validateLegacy" . }}
 {{- $cfg := deepCopy .Values.config }}
 {{- $dir := include "sidekey.secretDir" . }}
 {{- $refs := include "sidekey.secretRefs" . | fromYaml }}
@@ -268,5 +269,46 @@ secretData holds the values.
 {{- if not $cfg.apps }}
 {{- $_ := unset $cfg "apps" }}
 {{- end }}
+{{- range $tenant, $port := .Values.legacy.tenantPorts }}
+{{- $_ := set (index $cfg.tenants $tenant) "listen" (printf "0.0.0.0:%d" (int $port)) }}
+{{- end }}
+{{- with .Values.legacy.forwardProxyPort }}
+{{- $_ := set $cfg "forward_proxy" (dict "listen" (printf "0.0.0.0:%d" (int .))) }}
+{{- end }}
+{{- if .Values.legacy.localCA.existingSecret }}
+{{- $dir := include "sidekey.localCADir" . }}
+{{- $_ := set $cfg "local_ca" (dict "cert_file" (printf "%s/tls.crt" $dir) "key_file" (printf "%s/tls.key" $dir)) }}
+{{- end }}
 {{- toYaml $cfg }}
+{{- end }}
+
+{{/* Where the local CA Secret (legacy.localCA.existingSecret) is mounted. */}}
+{{- define "sidekey.localCADir" -}}/run/secrets/sidekey-local-ca{{- end }}
+
+{{/* The port name of tenant T's own listener: t-<first 13 characters>. */}}
+{{- define "sidekey.tenantPortName" -}}{{ printf "t-%s" (. | trunc 13 | trimSuffix "-" | trimSuffix "." | replace "." "-" | replace "_" "-") }}{{- end }}
+
+{{/* Container or Service ports of the tenant listeners and the forward proxy. */}}
+{{- define "sidekey.legacyPorts" -}}
+{{- $service := .service }}
+{{- range $tenant, $port := .Values.legacy.tenantPorts }}
+- name: {{ include "sidekey.tenantPortName" $tenant }}
+  {{- if $service }}
+  port: {{ $port }}
+  targetPort: {{ include "sidekey.tenantPortName" $tenant }}
+  {{- else }}
+  containerPort: {{ $port }}
+  {{- end }}
+  protocol: TCP
+{{- end }}
+{{- with .Values.legacy.forwardProxyPort }}
+- name: proxy
+  {{- if $service }}
+  port: {{ . }}
+  targetPort: proxy
+  {{- else }}
+  containerPort: {{ . }}
+  {{- end }}
+  protocol: TCP
+{{- end }}
 {{- end }}

@@ -135,3 +135,49 @@ cannot serve. It prints nothing.
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{/*
+sidekey.validateLegacy fails the render for legacy.* settings (tenant
+listeners, the forward proxy, the local CA) sidekey would refuse or a
+cluster could not serve. It prints nothing.
+*/}}
+{{- define "sidekey.validateLegacy" -}}
+{{- $cfg := .Values.config }}
+{{- $type := ($cfg.storage | default dict).type | default "file" }}
+{{- $ports := dict "8080" "the main port" }}
+{{- if eq (include "sidekey.tlsMode" .) "acme" }}
+{{- $_ := set $ports (include "sidekey.acmeHTTPPort" .) "the ACME HTTP-01 port" }}
+{{- end }}
+{{- $names := dict }}
+{{- range $tenant, $port := .Values.legacy.tenantPorts }}
+{{- if not (hasKey ($cfg.tenants | default dict) $tenant) }}
+{{- fail (printf "\n\nsidekey: legacy.tenantPorts.%s: no tenant %q in config.tenants." $tenant $tenant) }}
+{{- end }}
+{{- with get $ports (toString $port) }}
+{{- fail (printf "\n\nsidekey: legacy.tenantPorts.%s: port %v is already %s." $tenant $port .) }}
+{{- end }}
+{{- $_ := set $ports (toString $port) (printf "legacy.tenantPorts.%s" $tenant) }}
+{{- $name := include "sidekey.tenantPortName" $tenant }}
+{{- with get $names $name }}
+{{- fail (printf "\n\nsidekey: legacy.tenantPorts: tenants %s and %s would both get the port name %s (the first 13 characters): rename one." . $tenant $name) }}
+{{- end }}
+{{- $_ := set $names $name $tenant }}
+{{- end }}
+{{- with .Values.legacy.forwardProxyPort }}
+{{- with get $ports (toString .) }}
+{{- fail (printf "\n\nsidekey: legacy.forwardProxyPort: the port is already %s." .) }}
+{{- end }}
+{{- end }}
+{{- $needsCA := .Values.legacy.forwardProxyPort }}
+{{- range $tenant, $t := $cfg.tenants }}
+{{- if and $t (eq (toString (get $t "tls")) "local") }}
+{{- $needsCA = true }}
+{{- if not (hasKey ($.Values.legacy.tenantPorts | default dict) $tenant) }}
+{{- fail (printf "\n\nsidekey: config.tenants.%s.tls=local needs legacy.tenantPorts.%s, the port of the listener it secures." $tenant $tenant) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if and $needsCA (eq $type "memory") (not .Values.legacy.localCA.existingSecret) }}
+{{- fail "\n\nsidekey: tls: local and the forward proxy need a local CA that apps can trust, and config.storage.type=memory cannot keep a generated one.\nSet legacy.localCA.existingSecret (a kubernetes.io/tls Secret with the CA), or use storage type file or redis." }}
+{{- end }}
+{{- end }}
