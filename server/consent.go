@@ -84,28 +84,10 @@ func (s *Server) connect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name = f.Tenant
-	nonce := randomNonce()
 	f.Provider = t.spec.Provider
-	f.Verifier = providers.NewPKCEVerifier() // used by the platforms that do PKCE, ignored by the rest
-	var binding string
-	if providers.CallbackMayOmitState(t.spec.AuthCode) {
-		binding = randomNonce()
-		f.Binding = bindingHash(binding)
-	}
-	consentURL, err := t.spec.AuthCode.ConsentURL(s.consent(nonce, &f))
-	if err != nil {
-		s.log.Error("building the consent URL failed", zap.String("tenant", name), zap.Error(err))
-		proxy.WriteError(w, http.StatusInternalServerError, "consent_url_failed", name, "could not build the consent URL; see the log", 0)
+	consentURL, ok := s.startFlow(w, r, t, &f, "consent")
+	if !ok {
 		return
-	}
-	b, _ := json.Marshal(f)
-	if err := s.store.Store(r.Context(), consentPrefix+nonce, b); err != nil {
-		s.log.Error("storing the consent flow failed", zap.String("tenant", name), zap.Error(err))
-		proxy.WriteError(w, http.StatusServiceUnavailable, "store_unavailable", name, "the token store is unavailable", 5*time.Second)
-		return
-	}
-	if binding != "" {
-		s.setBindingCookie(w, binding, int(consentTTL/time.Second))
 	}
 	s.log.Info("consent flow started", zap.String("tenant", name), zap.String("provider", f.Provider))
 	if r.URL.Query().Get("format") == "json" {
@@ -114,6 +96,37 @@ func (s *Server) connect(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, consentURL, http.StatusFound)
+}
+
+// startFlow starts flow f (a consent or a customer's login, named by what)
+// of tenant t: a fresh nonce and PKCE verifier, the platform URL, the flow
+// stored under the nonce and, for a platform whose callback may omit
+// state, the browser-binding cookie. It answers the request itself and
+// returns false when the flow cannot start.
+func (s *Server) startFlow(w http.ResponseWriter, r *http.Request, t *tenant, f *flow, what string) (string, bool) {
+	nonce := randomNonce()
+	f.Verifier = providers.NewPKCEVerifier() // used by the platforms that do PKCE, ignored by the rest
+	var binding string
+	if providers.CallbackMayOmitState(t.spec.AuthCode) {
+		binding = randomNonce()
+		f.Binding = bindingHash(binding)
+	}
+	platformURL, err := t.spec.AuthCode.ConsentURL(s.consent(nonce, f))
+	if err != nil {
+		s.log.Error("building the "+what+" URL failed", zap.String("tenant", f.Tenant), zap.Error(err))
+		proxy.WriteError(w, http.StatusInternalServerError, "consent_url_failed", f.Tenant, "could not build the "+what+" URL; see the log", 0)
+		return "", false
+	}
+	b, _ := json.Marshal(f)
+	if err := s.store.Store(r.Context(), consentPrefix+nonce, b); err != nil {
+		s.log.Error("storing the "+what+" flow failed", zap.String("tenant", f.Tenant), zap.Error(err))
+		proxy.WriteError(w, http.StatusServiceUnavailable, "store_unavailable", f.Tenant, "the token store is unavailable", 5*time.Second)
+		return "", false
+	}
+	if binding != "" {
+		s.setBindingCookie(w, binding, int(consentTTL/time.Second))
+	}
+	return platformURL, true
 }
 
 // consent is the providers.Consent for flow f with state nonce.

@@ -80,28 +80,10 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 			"return_to must be an absolute URL under one of tenants."+name+".sessions.return_to", 0)
 		return
 	}
-	f := flow{Kind: flowSession, Tenant: name, Provider: t.spec.Provider, Started: s.now().UTC(), ReturnTo: returnTo,
-		Verifier: providers.NewPKCEVerifier()}
-	nonce := randomNonce()
-	var binding string
-	if providers.CallbackMayOmitState(t.spec.AuthCode) {
-		binding = randomNonce()
-		f.Binding = bindingHash(binding)
-	}
-	loginURL, err := t.spec.AuthCode.ConsentURL(s.consent(nonce, &f))
-	if err != nil {
-		s.log.Error("building the login URL failed", zap.String("tenant", name), zap.Error(err))
-		proxy.WriteError(w, http.StatusInternalServerError, "consent_url_failed", name, "could not build the login URL; see the log", 0)
+	f := flow{Kind: flowSession, Tenant: name, Provider: t.spec.Provider, Started: s.now().UTC(), ReturnTo: returnTo}
+	loginURL, ok := s.startFlow(w, r, t, &f, "login")
+	if !ok {
 		return
-	}
-	b, _ := json.Marshal(f)
-	if err := s.store.Store(r.Context(), consentPrefix+nonce, b); err != nil {
-		s.log.Error("storing the login flow failed", zap.String("tenant", name), zap.Error(err))
-		proxy.WriteError(w, http.StatusServiceUnavailable, "store_unavailable", name, "the token store is unavailable", 5*time.Second)
-		return
-	}
-	if binding != "" {
-		s.setBindingCookie(w, binding, int(consentTTL/time.Second))
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Referrer-Policy", "no-referrer")

@@ -25,12 +25,11 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
-	"slices"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/sidekey/sidekey/bench/internal/procstat"
+	"github.com/sidekey/sidekey/bench/internal/benchutil"
 	"github.com/sidekey/sidekey/config"
 	"github.com/sidekey/sidekey/providers/providertest"
 	"github.com/sidekey/sidekey/server"
@@ -81,9 +80,9 @@ func run(n, active, requests, conc int) error {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conc * 2}}
 
 	runtime.GC()
-	before := sample()
+	before := benchutil.Sample()
 	t0 := time.Now()
-	err = parallel(n, conc, func(i int) error {
+	err = benchutil.Parallel(n, conc, func(i int) error {
 		body := fmt.Sprintf(`{"tenant":"shop-%d","app":"simple"}`, i)
 		resp, err := client.Post(base+"/_sidekey/admin/connections", "application/json", strings.NewReader(body))
 		if err != nil {
@@ -101,7 +100,7 @@ func run(n, active, requests, conc int) error {
 	}
 	created := time.Since(t0)
 	runtime.GC()
-	stored := sample()
+	stored := benchutil.Sample()
 
 	// Warm the active set: one request each (a token fetch each).
 	get := func(i int) (time.Duration, error) {
@@ -119,7 +118,7 @@ func run(n, active, requests, conc int) error {
 	}
 	var mu sync.Mutex
 	var first []time.Duration
-	if err := parallel(active, conc, func(i int) error {
+	if err := benchutil.Parallel(active, conc, func(i int) error {
 		d, err := get(i)
 		mu.Lock()
 		first = append(first, d)
@@ -129,11 +128,11 @@ func run(n, active, requests, conc int) error {
 		return err
 	}
 	runtime.GC()
-	warm := sample()
+	warm := benchutil.Sample()
 
 	// Latency of loaded tenants.
 	var loaded []time.Duration
-	if err := parallel(requests, conc, func(i int) error {
+	if err := benchutil.Parallel(requests, conc, func(i int) error {
 		d, err := get((i * 7919) % active)
 		mu.Lock()
 		loaded = append(loaded, d)
@@ -147,12 +146,12 @@ func run(n, active, requests, conc int) error {
 	// then measure their first request again: load from the store, token
 	// from the store.
 	half := active / 2
-	if err := parallel(half, conc, func(i int) error { _, err := get(active + i); return err }); err != nil {
+	if err := benchutil.Parallel(half, conc, func(i int) error { _, err := get(active + i); return err }); err != nil {
 		return err
 	}
 	tokensBefore := sim.TokenRequests()
 	var reloaded []time.Duration
-	if err := parallel(min(half, 5000), conc, func(i int) error {
+	if err := benchutil.Parallel(min(half, 5000), conc, func(i int) error {
 		d, err := get(i)
 		mu.Lock()
 		reloaded = append(reloaded, d)
@@ -163,19 +162,19 @@ func run(n, active, requests, conc int) error {
 	}
 	extraTokens := sim.TokenRequests() - tokensBefore
 	runtime.GC()
-	end := sample()
+	end := benchutil.Sample()
 
 	var out bytes.Buffer
 	fmt.Fprintf(&out, "connections: %d stored, engine.max_active %d, %d clients, %s/%s, %d cores\n\n", n, active, conc, runtime.GOOS, runtime.GOARCH, runtime.NumCPU())
 	fmt.Fprintf(&out, "| figure | value |\n| --- | --- |\n")
 	fmt.Fprintf(&out, "| create %d connections (admin API) | %.1f s (%.0f/s) |\n", n, created.Seconds(), float64(n)/created.Seconds())
-	fmt.Fprintf(&out, "| RSS added by %d stored connections (memory store) | %.1f MiB |\n", n, mib(stored.rss-before.rss))
-	fmt.Fprintf(&out, "| RSS added by %d active engines | %.1f MiB (%.1f KiB each) |\n", active, mib(warm.rss-stored.rss), float64(warm.rss-stored.rss)/1024/float64(active))
-	fmt.Fprintf(&out, "| Go heap in use at the end | %.1f MiB |\n", mib(end.heap))
-	fmt.Fprintf(&out, "| first request, never-loaded tenant (store + token request) | p50 %s, p99 %s |\n", pct(first, 50), pct(first, 99))
-	fmt.Fprintf(&out, "| request to a loaded tenant | p50 %s, p99 %s, p99.9 %s |\n", pct(loaded, 50), pct(loaded, 99), pct(loaded, 99.9))
-	fmt.Fprintf(&out, "| first request after eviction (store load, stored token) | p50 %s, p99 %s; %d token requests for %d reloads |\n", pct(reloaded, 50), pct(reloaded, 99), extraTokens, len(reloaded))
-	fmt.Fprintf(&out, "| peak RSS (VmHWM) | %.1f MiB |\n", mib(end.hwm))
+	fmt.Fprintf(&out, "| RSS added by %d stored connections (memory store) | %.1f MiB |\n", n, benchutil.MiB(stored.RSS-before.RSS))
+	fmt.Fprintf(&out, "| RSS added by %d active engines | %.1f MiB (%.1f KiB each) |\n", active, benchutil.MiB(warm.RSS-stored.RSS), float64(warm.RSS-stored.RSS)/1024/float64(active))
+	fmt.Fprintf(&out, "| Go heap in use at the end | %.1f MiB |\n", benchutil.MiB(end.Heap))
+	fmt.Fprintf(&out, "| first request, never-loaded tenant (store + token request) | p50 %s, p99 %s |\n", benchutil.Percentile(first, 50), benchutil.Percentile(first, 99))
+	fmt.Fprintf(&out, "| request to a loaded tenant | p50 %s, p99 %s, p99.9 %s |\n", benchutil.Percentile(loaded, 50), benchutil.Percentile(loaded, 99), benchutil.Percentile(loaded, 99.9))
+	fmt.Fprintf(&out, "| first request after eviction (store load, stored token) | p50 %s, p99 %s; %d token requests for %d reloads |\n", benchutil.Percentile(reloaded, 50), benchutil.Percentile(reloaded, 99), extraTokens, len(reloaded))
+	fmt.Fprintf(&out, "| peak RSS (VmHWM) | %.1f MiB |\n", benchutil.MiB(end.HWM))
 	if *heapProfile != "" {
 		f, err := os.Create(*heapProfile)
 		if err != nil {
@@ -188,61 +187,4 @@ func run(n, active, requests, conc int) error {
 	}
 	_, err = os.Stdout.Write(out.Bytes())
 	return err
-}
-
-type mem struct{ rss, hwm, heap int64 }
-
-func sample() mem {
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	s, _ := procstat.Read(os.Getpid())
-	return mem{rss: s.RSS, hwm: s.HWM, heap: int64(ms.HeapInuse)}
-}
-
-func mib(b int64) float64 { return float64(b) / (1 << 20) }
-
-// parallel runs fn(0..n-1) on conc goroutines and returns the first error.
-func parallel(n, conc int, fn func(i int) error) error {
-	next := make(chan int)
-	errc := make(chan error, conc)
-	var wg sync.WaitGroup
-	for range conc {
-		wg.Go(func() {
-			for i := range next {
-				if err := fn(i); err != nil {
-					errc <- err
-					return
-				}
-			}
-		})
-	}
-	var err error
-feed:
-	for i := range n {
-		select {
-		case next <- i:
-		case err = <-errc:
-			break feed
-		}
-	}
-	close(next)
-	wg.Wait()
-	if err == nil {
-		select {
-		case err = <-errc:
-		default:
-		}
-	}
-	return err
-}
-
-// pct returns the p-th percentile of ds, rounded for reading.
-func pct(ds []time.Duration, p float64) string {
-	if len(ds) == 0 {
-		return "-"
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	i := min(len(s)-1, int(float64(len(s))*p/100))
-	return s[i].Round(10 * time.Microsecond).String()
 }

@@ -34,12 +34,11 @@ import (
 	"net/url"
 	"os"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/sidekey/sidekey/bench/internal/procstat"
+	"github.com/sidekey/sidekey/bench/internal/benchutil"
 	"github.com/sidekey/sidekey/config"
 	"github.com/sidekey/sidekey/providers/providertest"
 	"github.com/sidekey/sidekey/server"
@@ -106,13 +105,13 @@ func run(n, active, logins, requests, conc int) error {
 	}}
 
 	runtime.GC()
-	before := sample()
+	before := benchutil.Sample()
 
 	// Real logins, each redeemed.
 	handles := make([]string, max(n, logins))
 	var mu sync.Mutex
 	var redeemed []time.Duration
-	if err := parallel(logins, conc, func(i int) error {
+	if err := benchutil.Parallel(logins, conc, func(i int) error {
 		resp, err := browser.Get(base + "/_sidekey/login/shop?return_to=" + url.QueryEscape(returnTo))
 		if err != nil {
 			return err
@@ -154,7 +153,7 @@ func run(n, active, logins, requests, conc int) error {
 	t0 := time.Now()
 	now := time.Now().UTC()
 	record, _ := json.Marshal(map[string]any{"tenant": "shop", "created": now, "last_used": now})
-	if err := parallel(n-logins, conc, func(j int) error {
+	if err := benchutil.Parallel(n-logins, conc, func(j int) error {
 		i := logins + j
 		b := make([]byte, 32)
 		_, _ = rand.Read(b)
@@ -169,7 +168,7 @@ func run(n, active, logins, requests, conc int) error {
 	}
 	seeded := time.Since(t0)
 	runtime.GC()
-	stored := sample()
+	stored := benchutil.Sample()
 
 	get := func(i int) (time.Duration, error) {
 		req, _ := http.NewRequest("GET", base+"/shop/v1/customers/me", nil)
@@ -192,7 +191,7 @@ func run(n, active, logins, requests, conc int) error {
 	activeIdx := func(k int) int { return (k * stride) % n }
 	tokensBefore := sim.TokenRequests()
 	var first []time.Duration
-	if err := parallel(active, conc, func(k int) error {
+	if err := benchutil.Parallel(active, conc, func(k int) error {
 		d, err := get(activeIdx(k))
 		mu.Lock()
 		first = append(first, d)
@@ -202,10 +201,10 @@ func run(n, active, logins, requests, conc int) error {
 		return err
 	}
 	runtime.GC()
-	warm := sample()
+	warm := benchutil.Sample()
 
 	var loaded []time.Duration
-	if err := parallel(requests, conc, func(i int) error {
+	if err := benchutil.Parallel(requests, conc, func(i int) error {
 		d, err := get(activeIdx((i * 7919) % active))
 		mu.Lock()
 		loaded = append(loaded, d)
@@ -216,20 +215,20 @@ func run(n, active, logins, requests, conc int) error {
 	}
 	extraTokens := sim.TokenRequests() - tokensBefore
 	runtime.GC()
-	end := sample()
+	end := benchutil.Sample()
 
 	var out bytes.Buffer
 	fmt.Fprintf(&out, "sessions: %d stored (%d real logins), sessions.max_active %d, %d clients, %s/%s, %d cores\n\n", n, logins, active, conc, runtime.GOOS, runtime.GOARCH, runtime.NumCPU())
 	fmt.Fprintf(&out, "| figure | value |\n| --- | --- |\n")
-	fmt.Fprintf(&out, "| redeem a ticket (%d real logins) | p50 %s, p99 %s |\n", logins, pct(redeemed, 50), pct(redeemed, 99))
+	fmt.Fprintf(&out, "| redeem a ticket (%d real logins) | p50 %s, p99 %s |\n", logins, benchutil.Percentile(redeemed, 50), benchutil.Percentile(redeemed, 99))
 	fmt.Fprintf(&out, "| write %d more sessions into the store | %.1f s |\n", n-logins, seeded.Seconds())
-	fmt.Fprintf(&out, "| RSS added by %d stored sessions (sealed memory store) | %.1f MiB (%.0f B each) |\n", n, mib(stored.rss-before.rss), float64(stored.rss-before.rss)/float64(n))
-	fmt.Fprintf(&out, "| RSS added by %d active sessions | %.1f MiB (%.1f KiB each) |\n", active, mib(warm.rss-stored.rss), float64(warm.rss-stored.rss)/1024/float64(active))
-	fmt.Fprintf(&out, "| first request of a session, loaded from the store | p50 %s, p99 %s |\n", pct(first, 50), pct(first, 99))
-	fmt.Fprintf(&out, "| request for a loaded session | p50 %s, p99 %s, p99.9 %s |\n", pct(loaded, 50), pct(loaded, 99), pct(loaded, 99.9))
+	fmt.Fprintf(&out, "| RSS added by %d stored sessions (sealed memory store) | %.1f MiB (%.0f B each) |\n", n, benchutil.MiB(stored.RSS-before.RSS), float64(stored.RSS-before.RSS)/float64(n))
+	fmt.Fprintf(&out, "| RSS added by %d active sessions | %.1f MiB (%.1f KiB each) |\n", active, benchutil.MiB(warm.RSS-stored.RSS), float64(warm.RSS-stored.RSS)/1024/float64(active))
+	fmt.Fprintf(&out, "| first request of a session, loaded from the store | p50 %s, p99 %s |\n", benchutil.Percentile(first, 50), benchutil.Percentile(first, 99))
+	fmt.Fprintf(&out, "| request for a loaded session | p50 %s, p99 %s, p99.9 %s |\n", benchutil.Percentile(loaded, 50), benchutil.Percentile(loaded, 99), benchutil.Percentile(loaded, 99.9))
 	fmt.Fprintf(&out, "| token requests to the platform during the proxied load | %d |\n", extraTokens)
-	fmt.Fprintf(&out, "| Go heap in use at the end | %.1f MiB |\n", mib(end.heap))
-	fmt.Fprintf(&out, "| peak RSS (VmHWM) | %.1f MiB |\n", mib(end.hwm))
+	fmt.Fprintf(&out, "| Go heap in use at the end | %.1f MiB |\n", benchutil.MiB(end.Heap))
+	fmt.Fprintf(&out, "| peak RSS (VmHWM) | %.1f MiB |\n", benchutil.MiB(end.HWM))
 	_, err = os.Stdout.Write(out.Bytes())
 	return err
 }
@@ -238,61 +237,4 @@ func run(n, active, logins, requests, conc int) error {
 func hashOf(handle string) string {
 	sum := sha256.Sum256([]byte(handle))
 	return hex.EncodeToString(sum[:])
-}
-
-type mem struct{ rss, hwm, heap int64 }
-
-func sample() mem {
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	s, _ := procstat.Read(os.Getpid())
-	return mem{rss: s.RSS, hwm: s.HWM, heap: int64(ms.HeapInuse)}
-}
-
-func mib(b int64) float64 { return float64(b) / (1 << 20) }
-
-// parallel runs fn(0..n-1) on conc goroutines and returns the first error.
-func parallel(n, conc int, fn func(i int) error) error {
-	next := make(chan int)
-	errc := make(chan error, conc)
-	var wg sync.WaitGroup
-	for range conc {
-		wg.Go(func() {
-			for i := range next {
-				if err := fn(i); err != nil {
-					errc <- err
-					return
-				}
-			}
-		})
-	}
-	var err error
-feed:
-	for i := range n {
-		select {
-		case next <- i:
-		case err = <-errc:
-			break feed
-		}
-	}
-	close(next)
-	wg.Wait()
-	if err == nil {
-		select {
-		case err = <-errc:
-		default:
-		}
-	}
-	return err
-}
-
-// pct returns the p-th percentile of ds, rounded for reading.
-func pct(ds []time.Duration, p float64) string {
-	if len(ds) == 0 {
-		return "-"
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	i := min(len(s)-1, int(float64(len(s))*p/100))
-	return s[i].Round(10 * time.Microsecond).String()
 }
