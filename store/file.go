@@ -82,23 +82,35 @@ func OpenFile(opts FileOptions) (Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	b.hook = opts.hook
 	callHook(opts.hook, "db-opened")
 	s, err := unlockFile(b, keyFile, log, opts.hook)
 	if err != nil {
 		b.Close()
 		return nil, err
 	}
+	b.serveSnapshots(opts.Dir, log)
 	log.Info("opened the file store", zap.String("path", dbPath), zap.String("key_file", keyFile))
 	return &sealedStore{inner: b, s: s}, nil
 }
 
 // unlockFile loads the key for the open database b and proves it right with
-// the canary, writing the canary if the database has none yet.
+// the canary, writing the canary if the database has none yet. It refuses a
+// database in a newer format than this sidekey's and upgrades an older one
+// (see storeFormat) once the key is proven.
 func unlockFile(b *boltStore, keyFile string, log *zap.Logger, hook func(string)) (*sealer, error) {
-	canary, err := b.readMeta(canaryRecord)
+	meta, err := b.readMetas(formatRecord, canaryRecord, fingerprintRecord, retiredRecord)
 	if err != nil {
 		return nil, err
 	}
+	format, err := parseFormat(b.path, meta[formatRecord])
+	if err != nil {
+		return nil, err
+	}
+	if err := checkFormat(b.path, format); err != nil {
+		return nil, err
+	}
+	canary := meta[canaryRecord]
 	var key []byte
 	if canary != nil {
 		key, err = readKeyFile(keyFile, log)
@@ -116,12 +128,23 @@ func unlockFile(b *boltStore, keyFile string, log *zap.Logger, hook func(string)
 	if err != nil {
 		return nil, err
 	}
-	wrongKey := fmt.Errorf("store: the key in %s does not open %s (it was written with a different key): %w",
-		keyFile, b.path, ErrWrongKey)
+	fp := KeyFingerprint(key)
+	upgrade := map[string][]byte{}
+	if format < storeFormat {
+		upgrade[formatRecord] = formatValue()
+	}
+	if string(meta[fingerprintRecord]) != fp {
+		upgrade[fingerprintRecord] = []byte(fp)
+	}
 
 	if canary != nil {
 		if v, err := s.open(canaryName, canary); err != nil || string(v) != canaryValue {
-			return nil, wrongKey
+			return nil, wrongKeyError(b.path, keyFile, key, meta[retiredRecord], meta[fingerprintRecord])
+		}
+		if len(upgrade) > 0 {
+			if err := b.writeMetas(upgrade); err != nil {
+				return nil, err
+			}
 		}
 		return s, nil
 	}
@@ -133,11 +156,12 @@ func unlockFile(b *boltStore, keyFile string, log *zap.Logger, hook func(string)
 	}
 	if ok {
 		if _, err := s.open(k, v); err != nil {
-			return nil, wrongKey
+			return nil, wrongKeyError(b.path, keyFile, key, meta[retiredRecord], meta[fingerprintRecord])
 		}
 	}
 	callHook(hook, "before-canary")
-	if err := b.writeMeta(canaryRecord, s.seal(canaryName, []byte(canaryValue))); err != nil {
+	upgrade[canaryRecord] = s.seal(canaryName, []byte(canaryValue))
+	if err := b.writeMetas(upgrade); err != nil {
 		return nil, err
 	}
 	return s, nil
