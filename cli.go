@@ -33,6 +33,7 @@ Usage:
   sidekey disconnect TENANT --config FILE  revoke (where possible) and forget TENANT's token
   sidekey tenants list|show T|delete T --config FILE  tenants and connections, via the admin API
   sidekey healthcheck [--url URL] exit 0 when sidekey answers 200 (for exec probes)
+  sidekey store backup|restore|rekey --config FILE ...  back up, restore or re-key the store (sidekey store help)
   sidekey version                 print the version
 `
 
@@ -78,6 +79,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return tenantsCmd(ctx, args, stdout, stderr)
 	case "healthcheck":
 		return healthcheckCmd(ctx, args, stdout, stderr)
+	case "store":
+		return storeCmd(ctx, args, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "sidekey", versionString())
 		return nil

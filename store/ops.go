@@ -46,6 +46,9 @@ type BackupInfo struct {
 func Backup(ctx context.Context, w io.Writer, opts BackupOptions) (BackupInfo, error) {
 	log := orNop(opts.Logger)
 	cfg := opts.Storage
+	if cfg.Type != "" && cfg.Type != "file" && cfg.Type != "redis" {
+		return BackupInfo{}, notDurable(cfg.Type)
+	}
 	key, keyFile, err := configuredKey(cfg, log)
 	if err != nil {
 		return BackupInfo{}, err
@@ -72,6 +75,9 @@ func Backup(ctx context.Context, w io.Writer, opts BackupOptions) (BackupInfo, e
 	}
 	if err := checkFormat(where, snap.header.StoreFormat); err != nil {
 		return BackupInfo{}, err
+	}
+	if snap.header.Canary == nil && len(snap.records) == 0 {
+		return BackupInfo{}, fmt.Errorf("store: %s is empty and was never opened by sidekey; nothing to back up (a backup of it would replace a good one with nothing)", where)
 	}
 	s, err := newSealer(key)
 	if err != nil {
@@ -132,6 +138,9 @@ type RestoreOptions struct {
 func Restore(ctx context.Context, r io.Reader, opts RestoreOptions) (BackupInfo, error) {
 	log := orNop(opts.Logger)
 	cfg := opts.Storage
+	if cfg.Type != "" && cfg.Type != "file" && cfg.Type != "redis" {
+		return BackupInfo{}, notDurable(cfg.Type)
+	}
 	data, err := io.ReadAll(r)
 	if err != nil {
 		return BackupInfo{}, fmt.Errorf("store: reading the backup: %w", err)
@@ -142,9 +151,6 @@ func Restore(ctx context.Context, r io.Reader, opts RestoreOptions) (BackupInfo,
 	}
 	if err := checkFormat("the backup", snap.header.StoreFormat); err != nil {
 		return BackupInfo{}, err
-	}
-	if cfg.Type != "" && cfg.Type != "file" && cfg.Type != "redis" {
-		return BackupInfo{}, notDurable(cfg.Type)
 	}
 	key, keyFile, err := configuredKey(cfg, log)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -268,6 +274,7 @@ func Rekey(ctx context.Context, opts RekeyOptions) (RekeyInfo, error) {
 		if err != nil {
 			return RekeyInfo{}, err
 		}
+		log.Info(rekeyStarting, zap.String("store", b.path), zap.String("new_key", info.NewFingerprint))
 		info.Values, err = b.rekey(oldSeal, newSeal, info.OldFingerprint, info.NewFingerprint)
 		return info, err
 	default:
@@ -283,10 +290,15 @@ func Rekey(ctx context.Context, opts RekeyOptions) (RekeyInfo, error) {
 		if err := r.checkCanary(oldSeal, oldKey, keyFile); err != nil {
 			return RekeyInfo{}, err
 		}
+		log.Info(rekeyStarting, zap.String("store", r.where()), zap.String("new_key", info.NewFingerprint))
 		info.Values, err = r.rekey(ctx, oldSeal, newSeal, info.OldFingerprint, info.NewFingerprint)
 		return info, err
 	}
 }
+
+// rekeyStarting is logged when Rekey has proven the old key and starts to
+// re-seal.
+const rekeyStarting = "re-sealing every value under the new key"
 
 // configuredKey reads the key the configuration names: storage.key_file,
 // or for the file store its default {path}/key. It never creates one.
