@@ -1,0 +1,95 @@
+package main
+
+import (
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestKill9AtRefreshMomentsWithAndWithoutJournal kills a real sidekey
+// serving SCAYLE (2-second tokens, rotating refresh tokens, a file store)
+// at refresh moments: as soon as the simulator has issued a rotated token,
+// after a random delay of up to 10 ms (a few commits). A kill that lands
+// before sidekey stored the rotated refresh token loses the tenant: after
+// the restart its next refresh presents the old token, which the
+// simulator counts as reused, and the tenant needs a consent again. It
+// runs 4 kills with the file store's journal off and 4 with it on; with
+// SIDEKEY_MEASURE=1, 100 each (the figures in BENCHMARKS.md). It checks
+// that every kill was aimed at a fresh rotation and that a lost tenant
+// comes back with one consent.
+func TestKill9AtRefreshMomentsWithAndWithoutJournal(t *testing.T) {
+	kills := 4
+	if os.Getenv("SIDEKEY_MEASURE") == "1" {
+		kills = 100
+	}
+	for _, journal := range []string{"off", "on"} {
+		t.Run("journal-"+journal, func(t *testing.T) {
+			t.Setenv("SIDEKEY_STORE_JOURNAL", journal) // the children inherit it
+			shop := newShop(t, "window-"+journal, 2*time.Second)
+			sc := shop.sim
+			p := startShop(t, shop, "log: {level: warn, access_log: false}\n", "")
+
+			stop := make(chan struct{})
+			var wg sync.WaitGroup
+			wg.Go(func() { // traffic keeps the engine refreshing ahead
+				client := &http.Client{Timeout: 2 * time.Second}
+				for {
+					select {
+					case <-stop:
+						return
+					case <-time.After(20 * time.Millisecond): // request pacing
+					}
+					if resp, err := client.Get("http://" + p.addr + "/shop/v1/echo/basket"); err == nil {
+						resp.Body.Close()
+					}
+				}
+			})
+			defer func() { close(stop); wg.Wait() }()
+
+			lost, killed := 0, 0
+			for {
+				// The next refresh: a rotation (the moment to kill at), or
+				// a reused refresh token (the previous kill lost it).
+				refreshes, reused := sc.RefreshRequests(), sc.RefreshReuse()
+				deadline := time.Now().Add(20 * time.Second)
+				for sc.RefreshReuse() == reused && (sc.RefreshRequests() == refreshes || sc.LatestTokenUsed()) {
+					if time.Now().After(deadline) {
+						logs := p.logs.String()
+						t.Fatalf("no refresh within 20 s after %d kills (refreshes %d, reused %d, latest token used %v); sidekey's log ends:\n%s",
+							killed, sc.RefreshRequests(), sc.RefreshReuse(), sc.LatestTokenUsed(), logs[max(0, len(logs)-3000):])
+					}
+					time.Sleep(100 * time.Microsecond) // poll interval: the kill must follow the rotation closely
+				}
+				if sc.RefreshReuse() > reused {
+					if killed == 0 {
+						t.Fatal("a refresh token was reused before any kill")
+					}
+					lost++
+					// Reconnect once sidekey has settled on consent_required, as an operator would.
+					waitUntil(t, "the lost tenant to show consent_required", func() bool {
+						code, body := getShop(t, p.base)
+						return code == 503 && strings.Contains(body, "consent_required")
+					})
+					connectShop(t, p.base)
+					if code, body := getShop(t, p.base); code != 200 {
+						t.Fatalf("after reconnecting a lost tenant: %d %s", code, body)
+					}
+					continue
+				}
+				if killed == kills {
+					break
+				}
+				time.Sleep(time.Duration(rand.Int64N(int64(10 * time.Millisecond)))) // the kill's moment, not a wait for a condition
+				p.kill()
+				killed++
+				p.restart(t)
+			}
+			t.Logf("journal %s: %d of %d kills at refresh moments lost the rotated refresh token", journal, lost, killed)
+			p.kill()
+		})
+	}
+}
