@@ -55,8 +55,13 @@ type FileOptions struct {
 // open: if another holds it, OpenFile fails after about a second with
 // "store: PATH is in use by another sidekey process". Every Store, Delete,
 // Take and CompareAndSwap is one transaction, committed and fsync'd before
-// it returns, so a crash loses nothing that was reported stored. Lock and
-// Watch are in-process: the database has no other users.
+// it returns, so a crash loses nothing that was reported stored; each is
+// first handed to the kernel through the journal sidekey.journal beside the
+// database and replayed at the next open, so a process killed during the
+// commit's fsync loses nothing either (see journal.go). Lock and Watch are
+// in-process: the database has no other users. While open, the store
+// answers backups on the Unix socket sidekey.sock in opts.Dir (see
+// snapshot_server.go).
 //
 // On first open OpenFile writes a sealed canary into the database; later
 // opens decrypt it, and if the key does not open it they fail with an error
