@@ -52,14 +52,23 @@ func openBolt(path string, timeout time.Duration) (*boltStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: opening %s: %w", path, err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{dataBucket, metaBucket} {
-			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-				return err
-			}
-		}
+	// Create the buckets only when missing: every commit advances the
+	// version a journal record is checked against (see replayJournal).
+	ready := false
+	err = db.View(func(tx *bolt.Tx) error {
+		ready = tx.Bucket(dataBucket) != nil && tx.Bucket(metaBucket) != nil
 		return nil
 	})
+	if err == nil && !ready {
+		err = db.Update(func(tx *bolt.Tx) error {
+			for _, name := range [][]byte{dataBucket, metaBucket} {
+				if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: preparing %s: %w", path, err)
@@ -104,6 +113,13 @@ func (b *boltStore) update(rec journalRecord, fn func(tx *bolt.Tx) error) error 
 	b.writeMu.Lock()
 	defer b.writeMu.Unlock()
 	if b.journal != nil {
+		err := b.db.View(func(tx *bolt.Tx) error {
+			rec.version = uint64(tx.ID())
+			return nil
+		})
+		if err != nil {
+			return err
+		}
 		if err := b.journal.append(rec); err != nil {
 			return err
 		}

@@ -27,10 +27,18 @@ import (
 // the journal holds at most the one write in flight. Values in it are the
 // sealed values the database gets: it is as safe to keep as the database.
 //
+// Each record names the database version it was written against: bbolt's
+// transaction id at that moment. At open a record is replayed only if the
+// database is still at that version — its write never committed; once any
+// later transaction committed (the write itself, or others after it, say
+// by an older sidekey that ignored the journal), the record is stale and
+// skipped, so a replay can never put back an older value.
+//
 // Record format (little endian):
 //
 //	length of body (4 bytes) | CRC-32C of body (4 bytes) | body
-//	body: op (1 byte) | uvarint len(key) | key | uvarint len(old)+1, 0 for none | old | uvarint len(new) | new
+//	body: op (1 byte) | uvarint version | uvarint len(key) | key |
+//	      uvarint len(old)+1, 0 for none | old | uvarint len(new) | new
 //
 // A torn last record (a short length, body or a CRC mismatch) is ignored:
 // its write never completed, so the write it carried was never reported
@@ -54,6 +62,7 @@ const (
 // journalRecord is one write in flight.
 type journalRecord struct {
 	op       byte
+	version  uint64 // the database's transaction id when the write began
 	key      string
 	old, new []byte // old nil: none (opCAS: the key must be absent)
 }
@@ -64,6 +73,7 @@ var crcTable = crc32.MakeTable(crc32.Castagnoli)
 func (r journalRecord) encode() []byte {
 	body := make([]byte, 0, 3*binary.MaxVarintLen64+1+len(r.key)+len(r.old)+len(r.new))
 	body = append(body, r.op)
+	body = binary.AppendUvarint(body, r.version)
 	body = binary.AppendUvarint(body, uint64(len(r.key)))
 	body = append(body, r.key...)
 	if r.old == nil {
@@ -109,7 +119,12 @@ func parseJournalBody(body []byte) (journalRecord, bool) {
 		return journalRecord{}, false
 	}
 	r := journalRecord{op: body[0]}
-	rest := body[1:]
+	version, size := binary.Uvarint(body[1:])
+	if size <= 0 {
+		return journalRecord{}, false
+	}
+	r.version = version
+	rest := body[1+size:]
 	field := func(lenPlusOne bool) ([]byte, bool, bool) { // value, present, ok
 		n, size := binary.Uvarint(rest)
 		if size <= 0 {
@@ -204,16 +219,20 @@ func (j *journal) reset() error {
 // close closes the file.
 func (j *journal) close() error { return j.f.Close() }
 
-// replay applies records, in order, in one transaction: a store or delete
-// again (the same result whether or not it was committed before), a
-// compare-and-swap only where the key still holds its old value (where it
-// holds the new one, it was committed). It returns how many records
-// changed something.
+// replayJournal applies, in one transaction, the records written against
+// the database's current version (their writes never committed); records
+// of an older version are stale and skipped. A compare-and-swap applies
+// only where the key still holds its old value. It returns how many
+// records changed something.
 func replayJournal(db *bolt.DB, records []journalRecord) (int, error) {
 	applied := 0
 	err := db.Update(func(tx *bolt.Tx) error {
 		data := tx.Bucket(dataBucket)
+		version := uint64(tx.ID() - 1) // the committed version this transaction builds on
 		for _, r := range records {
+			if r.version != version {
+				continue
+			}
 			cur, ok := get(data, r.key)
 			var err error
 			switch r.op {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // writeJournal leaves records in dir's journal, as a killed process would.
@@ -21,6 +23,20 @@ func writeJournal(t *testing.T, dir string, tail []byte, records ...journalRecor
 		data = append(data, r.encode()...)
 	}
 	writeFile(t, filepath.Join(dir, journalFileName), append(data, tail...), 0o600)
+}
+
+// dbVersion returns the committed version (bbolt transaction id) of the
+// closed file store in dir.
+func dbVersion(t *testing.T, dir string) uint64 {
+	t.Helper()
+	db, err := bolt.Open(filepath.Join(dir, dbFileName), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var v uint64
+	_ = db.View(func(tx *bolt.Tx) error { v = uint64(tx.ID()); return nil })
+	return v
 }
 
 // sealedValue seals plaintext under key with testKey(1), as the file store
@@ -47,13 +63,15 @@ func TestJournalReplayAtOpen(t *testing.T) {
 		t.Fatalf("journal after committed writes: %v, %v; want an empty file", st, err)
 	}
 
+	v := dbVersion(t, dir)
 	bOld := sealedValue(t, "b", "b-stale")
-	torn := journalRecord{op: opStore, key: "c", new: sealedValue(t, "c", "c-torn")}.encode()
+	torn := journalRecord{op: opStore, version: v, key: "c", new: sealedValue(t, "c", "c-torn")}.encode()
 	writeJournal(t, dir, torn[:len(torn)-3],
-		journalRecord{op: opStore, key: "a", new: sealedValue(t, "a", "a-2")},              // lost in fsync: replayed
-		journalRecord{op: opCAS, key: "b", old: bOld, new: sealedValue(t, "b", "b-never")}, // would not have swapped
-		journalRecord{op: opCAS, key: "new", old: nil, new: sealedValue(t, "new", "n-1")},  // absent: swapped
-		journalRecord{op: opDelete, key: "gone"},
+		journalRecord{op: opStore, version: v - 1, key: "b", new: sealedValue(t, "b", "b-0")},          // stale: a later write committed
+		journalRecord{op: opStore, version: v, key: "a", new: sealedValue(t, "a", "a-2")},              // lost in fsync: replayed
+		journalRecord{op: opCAS, version: v, key: "b", old: bOld, new: sealedValue(t, "b", "b-never")}, // would not have swapped
+		journalRecord{op: opCAS, version: v, key: "new", old: nil, new: sealedValue(t, "new", "n-1")},  // absent: swapped
+		journalRecord{op: opDelete, version: v, key: "gone"},
 	)
 	s = openFile(t, FileOptions{Dir: dir, KeyFile: keyFile})
 	for key, want := range map[string]string{"a": "a-2", "b": "b-1", "new": "n-1"} {
@@ -192,8 +210,8 @@ func commitTime(t *testing.T) time.Duration {
 }
 
 func FuzzParseJournal(f *testing.F) {
-	good := append(journalRecord{op: opStore, key: "a/b", new: []byte("v")}.encode(),
-		journalRecord{op: opCAS, key: "c", old: []byte{}, new: nil}.encode()...)
+	good := append(journalRecord{op: opStore, version: 7, key: "a/b", new: []byte("v")}.encode(),
+		journalRecord{op: opCAS, version: 300, key: "c", old: []byte{}, new: nil}.encode()...)
 	f.Add(good)
 	f.Add(good[:len(good)-1])
 	f.Add([]byte{})
