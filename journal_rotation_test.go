@@ -1,21 +1,26 @@
 package main
 
 import (
+	"context"
 	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sidekey/sidekey/store"
 )
 
 // TestKill9AtRefreshMomentsWithAndWithoutJournal kills a real sidekey
 // serving SCAYLE (2-second tokens, rotating refresh tokens, a file store)
 // at refresh moments: as soon as the simulator has issued a rotated token,
-// after a random delay of up to 10 ms (a few commits). A kill that lands
+// after a random delay of up to 1 ms (the answer's way to sidekey) plus two
+// commit times of the store's disk, measured first. A kill that lands
 // before sidekey stored the rotated refresh token loses the tenant: after
 // the restart its next refresh presents the old token, which the
 // simulator refuses, and the tenant answers consent_required until a
@@ -29,6 +34,8 @@ func TestKill9AtRefreshMomentsWithAndWithoutJournal(t *testing.T) {
 	if os.Getenv("SIDEKEY_MEASURE") == "1" {
 		kills = 100
 	}
+	window := time.Millisecond + 2*storeCommitTime(t)
+	t.Logf("kills land up to %v after a rotation", window)
 	for _, journal := range []string{"off", "on"} {
 		t.Run("journal-"+journal, func(t *testing.T) {
 			t.Setenv("SIDEKEY_STORE_JOURNAL", journal) // the children inherit it
@@ -102,7 +109,7 @@ func TestKill9AtRefreshMomentsWithAndWithoutJournal(t *testing.T) {
 				if killed == kills {
 					break
 				}
-				time.Sleep(time.Duration(rand.Int64N(int64(10 * time.Millisecond)))) // the kill's moment, not a wait for a condition
+				time.Sleep(time.Duration(rand.Int64N(int64(window)))) // the kill's moment, not a wait for a condition
 				p.kill()
 				killed++
 				p.restart(t)
@@ -111,4 +118,25 @@ func TestKill9AtRefreshMomentsWithAndWithoutJournal(t *testing.T) {
 			p.kill()
 		})
 	}
+}
+
+// storeCommitTime measures the median time of one Store in a file store on
+// the test's file system (an fsync'd bbolt commit).
+func storeCommitTime(t *testing.T) time.Duration {
+	t.Helper()
+	s, err := store.OpenFile(store.FileOptions{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var times []time.Duration
+	for i := range 21 {
+		start := time.Now()
+		if err := s.Store(context.Background(), "k", []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+		times = append(times, time.Since(start))
+	}
+	slices.Sort(times)
+	return times[len(times)/2]
 }
