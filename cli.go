@@ -36,6 +36,7 @@ Usage:
   sidekey tenants list|show T|delete T --config FILE  tenants and connections, via the admin API
   sidekey healthcheck [--url URL] exit 0 when sidekey answers 200 (for exec probes)
   sidekey ca      --config FILE   print the local CA certificate (PEM) for apps to trust
+  sidekey store backup|restore|rekey --config FILE ...  back up, restore or re-key the store (sidekey store help)
   sidekey version                 print the version
 `
 
@@ -83,6 +84,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return healthcheckCmd(ctx, args, stdout, stderr)
 	case "ca":
 		return caCmd(ctx, args, stdout, stderr)
+	case "store":
+		return storeCmd(ctx, args, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "sidekey", versionString())
 		return nil

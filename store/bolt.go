@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -28,13 +30,20 @@ type boltStore struct {
 	locks *lockTable
 	feed  *changeFeed // writes through this store, for Watch
 
+	writeMu sync.Mutex         // serialises writes, so the journal holds at most the one in flight
+	journal *journal           // nil: disabled ($SIDEKEY_STORE_JOURNAL=off)
+	serving *snapshotServer    // nil: not serving snapshots (see serveSnapshots)
+	hook    func(stage string) // test hook: "journaled" inside each write, before its commit; nil: none
+
 	closeOnce sync.Once
 	closeErr  error // from the first Close
 }
 
 // openBolt opens (creating if needed, mode 0600) the bbolt database at path
-// and its buckets. Every commit is fsync'd (bbolt's default). If another
-// process holds the database it gives up after timeout.
+// and its buckets, and replays the journal beside it (see journal.go)
+// unless $SIDEKEY_STORE_JOURNAL is "off". Every commit is fsync'd (bbolt's
+// default). If another process holds the database it gives up after
+// timeout.
 func openBolt(path string, timeout time.Duration) (*boltStore, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout})
 	if errors.Is(err, berrors.ErrTimeout) {
@@ -43,19 +52,86 @@ func openBolt(path string, timeout time.Duration) (*boltStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: opening %s: %w", path, err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{dataBucket, metaBucket} {
-			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-				return err
-			}
-		}
+	// Create the buckets only when missing: every commit advances the
+	// version a journal record is checked against (see replayJournal).
+	ready := false
+	err = db.View(func(tx *bolt.Tx) error {
+		ready = tx.Bucket(dataBucket) != nil && tx.Bucket(metaBucket) != nil
 		return nil
 	})
+	if err == nil && !ready {
+		err = db.Update(func(tx *bolt.Tx) error {
+			for _, name := range [][]byte{dataBucket, metaBucket} {
+				if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: preparing %s: %w", path, err)
 	}
-	return &boltStore{db: db, path: path, locks: newLockTable(), feed: newChangeFeed()}, nil
+	b := &boltStore{db: db, path: path, locks: newLockTable(), feed: newChangeFeed()}
+	if os.Getenv(journalEnv) != "off" {
+		if err := b.openJournal(); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+// openJournal opens the journal beside the database and replays what it
+// holds.
+func (b *boltStore) openJournal() error {
+	j, records, err := openJournal(filepath.Join(filepath.Dir(b.path), journalFileName))
+	if err != nil {
+		return err
+	}
+	if len(records) > 0 {
+		if _, err := replayJournal(b.db, records); err != nil {
+			j.close()
+			return fmt.Errorf("store: replaying the journal into %s: %w", b.path, err)
+		}
+	}
+	if j.dirty {
+		if err := j.reset(); err != nil {
+			j.close()
+			return err
+		}
+	}
+	b.journal = j
+	return nil
+}
+
+// update runs one write transaction, first handing rec to the kernel
+// through the journal, and empties the journal once bbolt has committed
+// (or rolled back).
+func (b *boltStore) update(rec journalRecord, fn func(tx *bolt.Tx) error) error {
+	b.writeMu.Lock()
+	defer b.writeMu.Unlock()
+	if b.journal != nil {
+		err := b.db.View(func(tx *bolt.Tx) error {
+			rec.version = uint64(tx.ID())
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if err := b.journal.append(rec); err != nil {
+			return err
+		}
+	}
+	callHook(b.hook, "journaled")
+	err := b.db.Update(fn)
+	if b.journal != nil {
+		if rerr := b.journal.reset(); rerr != nil && err == nil {
+			err = rerr
+		}
+	}
+	return err
 }
 
 // Load implements Store.
@@ -80,7 +156,10 @@ func (b *boltStore) Store(ctx context.Context, key string, value []byte) error {
 	if err := begin(ctx, key); err != nil {
 		return err
 	}
-	err := b.db.Update(func(tx *bolt.Tx) error {
+	if value == nil {
+		value = []byte{}
+	}
+	err := b.update(journalRecord{op: opStore, key: key, new: value}, func(tx *bolt.Tx) error {
 		return tx.Bucket(dataBucket).Put([]byte(key), value)
 	})
 	if err != nil {
@@ -95,7 +174,7 @@ func (b *boltStore) Delete(ctx context.Context, key string) error {
 	if err := begin(ctx, key); err != nil {
 		return err
 	}
-	err := b.db.Update(func(tx *bolt.Tx) error {
+	err := b.update(journalRecord{op: opDelete, key: key}, func(tx *bolt.Tx) error {
 		bucket := tx.Bucket(dataBucket)
 		if _, ok := get(bucket, key); !ok {
 			return errNoChange // nothing to commit or report
@@ -122,7 +201,7 @@ func (b *boltStore) CompareAndSwap(ctx context.Context, key string, old, new []b
 	if new == nil {
 		new = []byte{} // bbolt refuses a nil value
 	}
-	err := b.db.Update(func(tx *bolt.Tx) error {
+	err := b.update(journalRecord{op: opCAS, key: key, old: old, new: new}, func(tx *bolt.Tx) error {
 		bucket := tx.Bucket(dataBucket)
 		cur, ok := get(bucket, key)
 		if ok != (old != nil) || !bytes.Equal(cur, old) {
@@ -147,7 +226,7 @@ func (b *boltStore) Take(ctx context.Context, key string) ([]byte, error) {
 		return nil, err
 	}
 	var out []byte
-	err := b.db.Update(func(tx *bolt.Tx) error {
+	err := b.update(journalRecord{op: opDelete, key: key}, func(tx *bolt.Tx) error {
 		bucket := tx.Bucket(dataBucket)
 		v, ok := get(bucket, key)
 		if !ok {
@@ -220,29 +299,46 @@ func (b *boltStore) Close() error {
 	b.closeOnce.Do(func() {
 		b.locks.close()
 		b.feed.close()
+		if b.serving != nil {
+			b.serving.close()
+		}
 		if err := b.db.Close(); err != nil {
 			b.closeErr = fmt.Errorf("store: closing %s: %w", b.path, err)
 		}
+		b.writeMu.Lock()
+		if b.journal != nil {
+			b.journal.close()
+			b.journal = nil
+		}
+		b.writeMu.Unlock()
 	})
 	return b.closeErr
 }
 
-// readMeta returns the internal record name from the meta bucket, or nil.
-func (b *boltStore) readMeta(name string) ([]byte, error) {
-	var out []byte
+// readMetas returns the named records of the meta bucket; a missing record
+// is absent from the map.
+func (b *boltStore) readMetas(names ...string) (map[string][]byte, error) {
+	out := make(map[string][]byte, len(names))
 	err := b.db.View(func(tx *bolt.Tx) error {
-		if v, ok := get(tx.Bucket(metaBucket), name); ok {
-			out = append([]byte{}, v...)
+		for _, name := range names {
+			if v, ok := get(tx.Bucket(metaBucket), name); ok {
+				out[name] = append([]byte{}, v...)
+			}
 		}
 		return nil
 	})
 	return out, b.wrap(err)
 }
 
-// writeMeta writes the internal record name to the meta bucket.
-func (b *boltStore) writeMeta(name string, value []byte) error {
+// writeMetas writes records to the meta bucket in one transaction.
+func (b *boltStore) writeMetas(records map[string][]byte) error {
 	return b.wrap(b.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(metaBucket).Put([]byte(name), value)
+		for name, value := range records {
+			if err := tx.Bucket(metaBucket).Put([]byte(name), value); err != nil {
+				return err
+			}
+		}
+		return nil
 	}))
 }
 

@@ -31,7 +31,10 @@ const (
 // "committed N" after each Store returns; mode "cas" does the same with
 // CompareAndSwap from each value to the next. In any other mode it opens the
 // store with a hook that, at the stage named by the mode, prints
-// "stage NAME" and waits to be killed. It exits when its stdin closes, so it
+// "stage NAME" and waits to be killed. Modes "rotate" and "stall-journaled"
+// write like "write" but print "writing N" before each Store; the latter
+// then stops inside that Store once the journal has its record (printing
+// "journaled") and waits to be killed. It exits when its stdin closes, so it
 // never outlives the parent.
 func TestHelperWriter(t *testing.T) {
 	dir := os.Getenv(helperDirEnv)
@@ -44,8 +47,16 @@ func TestHelperWriter(t *testing.T) {
 	}()
 	mode := os.Getenv(helperModeEnv)
 	opts := FileOptions{Dir: dir}
-	writing := mode == "write" || mode == "cas"
-	if !writing {
+	switch mode {
+	case "stall-journaled":
+		opts.hook = func(stage string) {
+			if stage == "journaled" {
+				fmt.Println("journaled")
+				select {} // inside the write, before its commit: until killed
+			}
+		}
+	case "write", "cas", "rotate":
+	default:
 		opts.hook = func(stage string) {
 			if stage == mode {
 				fmt.Printf("stage %s\n", stage)
@@ -74,6 +85,9 @@ func TestHelperWriter(t *testing.T) {
 				err = fmt.Errorf("CompareAndSwap from %q to %q: no swap, though this is the only writer", prev, next)
 			}
 		} else {
+			if mode != "write" {
+				fmt.Printf("writing %d\n", n) // the platform has rotated: this value must not be lost
+			}
 			err = s.Store(context.Background(), crashKey, next)
 		}
 		if err != nil {
@@ -96,10 +110,10 @@ type child struct {
 // startChild starts TestHelperWriter in mode on the store in dir. It is
 // killed after 30 seconds at the latest, so a stuck child fails the test
 // instead of hanging it.
-func startChild(t *testing.T, dir, mode string) *child {
+func startChild(t *testing.T, dir, mode string, env ...string) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperWriter$", "-test.count=1")
-	cmd.Env = append(os.Environ(), helperDirEnv+"="+dir, helperModeEnv+"="+mode)
+	cmd.Env = append(append(os.Environ(), helperDirEnv+"="+dir, helperModeEnv+"="+mode), env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -216,7 +230,7 @@ func TestFileCrashDuringFirstOpen(t *testing.T) {
 			for _, e := range entries {
 				names = append(names, e.Name())
 			}
-			if want := []string{defaultKeyFileName, dbFileName}; !slices.Equal(names, want) {
+			if want := []string{defaultKeyFileName, dbFileName, journalFileName, snapshotSocketName}; !slices.Equal(names, want) {
 				t.Errorf("store directory holds %q; want %q (no temporary key files)", names, want)
 			}
 		})

@@ -55,8 +55,13 @@ type FileOptions struct {
 // open: if another holds it, OpenFile fails after about a second with
 // "store: PATH is in use by another sidekey process". Every Store, Delete,
 // Take and CompareAndSwap is one transaction, committed and fsync'd before
-// it returns, so a crash loses nothing that was reported stored. Lock and
-// Watch are in-process: the database has no other users.
+// it returns, so a crash loses nothing that was reported stored; each is
+// first handed to the kernel through the journal sidekey.journal beside the
+// database and replayed at the next open, so a process killed during the
+// commit's fsync loses nothing either (see journal.go). Lock and Watch are
+// in-process: the database has no other users. While open, the store
+// answers backups on the Unix socket sidekey.sock in opts.Dir (see
+// snapshot_server.go).
 //
 // On first open OpenFile writes a sealed canary into the database; later
 // opens decrypt it, and if the key does not open it they fail with an error
@@ -82,23 +87,35 @@ func OpenFile(opts FileOptions) (Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	b.hook = opts.hook
 	callHook(opts.hook, "db-opened")
 	s, err := unlockFile(b, keyFile, log, opts.hook)
 	if err != nil {
 		b.Close()
 		return nil, err
 	}
+	b.serveSnapshots(opts.Dir, log)
 	log.Info("opened the file store", zap.String("path", dbPath), zap.String("key_file", keyFile))
 	return &sealedStore{inner: b, s: s}, nil
 }
 
 // unlockFile loads the key for the open database b and proves it right with
-// the canary, writing the canary if the database has none yet.
+// the canary, writing the canary if the database has none yet. It refuses a
+// database in a newer format than this sidekey's and upgrades an older one
+// (see storeFormat) once the key is proven.
 func unlockFile(b *boltStore, keyFile string, log *zap.Logger, hook func(string)) (*sealer, error) {
-	canary, err := b.readMeta(canaryRecord)
+	meta, err := b.readMetas(formatRecord, canaryRecord, fingerprintRecord, retiredRecord)
 	if err != nil {
 		return nil, err
 	}
+	format, err := parseFormat(b.path, meta[formatRecord])
+	if err != nil {
+		return nil, err
+	}
+	if err := checkFormat(b.path, format); err != nil {
+		return nil, err
+	}
+	canary := meta[canaryRecord]
 	var key []byte
 	if canary != nil {
 		key, err = readKeyFile(keyFile, log)
@@ -116,12 +133,23 @@ func unlockFile(b *boltStore, keyFile string, log *zap.Logger, hook func(string)
 	if err != nil {
 		return nil, err
 	}
-	wrongKey := fmt.Errorf("store: the key in %s does not open %s (it was written with a different key): %w",
-		keyFile, b.path, ErrWrongKey)
+	fp := KeyFingerprint(key)
+	upgrade := map[string][]byte{}
+	if format < storeFormat {
+		upgrade[formatRecord] = formatValue()
+	}
+	if string(meta[fingerprintRecord]) != fp {
+		upgrade[fingerprintRecord] = []byte(fp)
+	}
 
 	if canary != nil {
 		if v, err := s.open(canaryName, canary); err != nil || string(v) != canaryValue {
-			return nil, wrongKey
+			return nil, wrongKeyError(b.path, keyFile, key, meta[retiredRecord], meta[fingerprintRecord])
+		}
+		if len(upgrade) > 0 {
+			if err := b.writeMetas(upgrade); err != nil {
+				return nil, err
+			}
 		}
 		return s, nil
 	}
@@ -133,11 +161,12 @@ func unlockFile(b *boltStore, keyFile string, log *zap.Logger, hook func(string)
 	}
 	if ok {
 		if _, err := s.open(k, v); err != nil {
-			return nil, wrongKey
+			return nil, wrongKeyError(b.path, keyFile, key, meta[retiredRecord], meta[fingerprintRecord])
 		}
 	}
 	callHook(hook, "before-canary")
-	if err := b.writeMeta(canaryRecord, s.seal(canaryName, []byte(canaryValue))); err != nil {
+	upgrade[canaryRecord] = s.seal(canaryName, []byte(canaryValue))
+	if err := b.writeMetas(upgrade); err != nil {
 		return nil, err
 	}
 	return s, nil

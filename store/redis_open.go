@@ -49,7 +49,7 @@ func openSealedRedis(cfg config.Storage, log *zap.Logger) (Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := r.checkCanary(s, cfg.KeyFile); err != nil {
+	if err := r.checkCanary(s, key, cfg.KeyFile); err != nil {
 		r.Close()
 		return nil, err
 	}
@@ -59,17 +59,31 @@ func openSealedRedis(cfg config.Storage, log *zap.Logger) (Store, error) {
 // checkCanary proves that s holds the key of what the store keeps: it opens
 // the sealed canary at {prefix}:meta:canary or, when there is none yet,
 // checks that a stored value opens and then writes the canary (unless
-// another replica wrote one first; then that one must open).
-func (r *redisStore) checkCanary(s *sealer, keyFile string) error {
+// another replica wrote one first; then that one must open). It refuses a
+// store in a newer format than this sidekey's and records the format and
+// the key's fingerprint once the key is proven.
+func (r *redisStore) checkCanary(s *sealer, key []byte, keyFile string) error {
 	ctx, cancel := context.WithTimeout(r.base, redisOpenTimeout)
 	defer cancel()
-	wrongKey := fmt.Errorf("store: the key in %s does not open the redis store at %s (prefix %q): it was written with a different key: %w",
-		keyFile, r.addr, r.prefix[:len(r.prefix)-1], ErrWrongKey)
+	meta, err := r.readMetas(ctx, formatRecord, fingerprintRecord, retiredRecord)
+	if err != nil {
+		return err
+	}
+	format, err := parseFormat(r.where(), meta[formatRecord])
+	if err != nil {
+		return err
+	}
+	if err := checkFormat(r.where(), format); err != nil {
+		return err
+	}
+	wrongKey := func() error {
+		return wrongKeyError(r.where(), keyFile, key, meta[retiredRecord], meta[fingerprintRecord])
+	}
 	opens := func(canary []byte) error {
 		if v, err := s.open(canaryName, canary); err != nil || string(v) != canaryValue {
-			return wrongKey
+			return wrongKey()
 		}
-		return nil
+		return r.upgradeMeta(ctx, format, meta[fingerprintRecord], KeyFingerprint(key))
 	}
 	canaryKey := r.metaKey(canaryRecord)
 	canary, err := r.client.Get(ctx, canaryKey).Bytes()
@@ -79,13 +93,13 @@ func (r *redisStore) checkCanary(s *sealer, keyFile string) error {
 	case !errors.Is(err, redis.Nil):
 		return r.fail(ctx, "read the canary", err)
 	}
-	key, value, ok, err := r.first(ctx)
+	k, value, ok, err := r.first(ctx)
 	if err != nil {
 		return err
 	}
 	if ok {
-		if _, err := s.open(key, value); err != nil {
-			return wrongKey
+		if _, err := s.open(k, value); err != nil {
+			return wrongKey()
 		}
 	}
 	set, err := r.client.SetNX(ctx, canaryKey, s.seal(canaryName, []byte(canaryValue)), 0).Result()
@@ -93,13 +107,53 @@ func (r *redisStore) checkCanary(s *sealer, keyFile string) error {
 		return r.fail(ctx, "write the canary", err)
 	}
 	if set {
-		return nil
+		return r.upgradeMeta(ctx, format, meta[fingerprintRecord], KeyFingerprint(key))
 	}
 	canary, err = r.client.Get(ctx, canaryKey).Bytes()
 	if err != nil {
 		return r.fail(ctx, "read the canary", err)
 	}
 	return opens(canary)
+}
+
+// where names the store in messages.
+func (r *redisStore) where() string {
+	return fmt.Sprintf("the redis store at %s (prefix %q)", r.addr, r.prefix[:len(r.prefix)-1])
+}
+
+// readMetas returns the named meta records; a missing one is absent.
+func (r *redisStore) readMetas(ctx context.Context, names ...string) (map[string][]byte, error) {
+	keys := make([]string, len(names))
+	for i, n := range names {
+		keys[i] = r.metaKey(n)
+	}
+	vals, err := r.client.MGet(ctx, keys...).Result()
+	if err != nil {
+		return nil, r.fail(ctx, "read the meta records", err)
+	}
+	out := make(map[string][]byte, len(names))
+	for i, v := range vals {
+		if s, ok := v.(string); ok {
+			out[names[i]] = []byte(s)
+		}
+	}
+	return out, nil
+}
+
+// upgradeMeta records this sidekey's format and the key's fingerprint
+// when they are not recorded yet.
+func (r *redisStore) upgradeMeta(ctx context.Context, format int, recorded []byte, fp string) error {
+	var pairs []any
+	if format < storeFormat {
+		pairs = append(pairs, r.metaKey(formatRecord), formatValue())
+	}
+	if string(recorded) != fp {
+		pairs = append(pairs, r.metaKey(fingerprintRecord), fp)
+	}
+	if len(pairs) == 0 {
+		return nil
+	}
+	return r.fail(ctx, "write the meta records", r.client.MSet(ctx, pairs...).Err())
 }
 
 // first returns some stored key and its value; ok is false when the store

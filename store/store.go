@@ -9,8 +9,14 @@
 // Seal wraps any Store so that every value it holds is encrypted and bound
 // to its key name.
 //
-// Keys are '/'-separated names such as "tokens/acme" or "connections/acme".
-// They are names, not secrets: they appear in error messages.
+// Backup, Restore and Rekey work on a whole file or redis store: a sealed,
+// consistent snapshot; a restore into an empty store; re-sealing every value
+// under a new key in one atomic step. Every store records its format (see
+// storeFormat): a newer sidekey reads an older store, an older one refuses
+// a newer store.
+//
+// Keys are '/'-separated names such as "tokens/acme" or "connections/acme". They are names,
+// not secrets: they appear in error messages.
 package store
 
 import (
