@@ -317,20 +317,6 @@ func configuredKey(cfg config.Storage, log *zap.Logger) (key []byte, keyFile str
 	return key, keyFile, err
 }
 
-// openConfiguredRedis opens the unsealed redis store cfg names.
-func openConfiguredRedis(cfg config.Storage, log *zap.Logger) (*redisStore, error) {
-	return openRedis(RedisOptions{
-		Addr:         cfg.Redis.Addr,
-		Username:     cfg.Redis.Username,
-		Password:     cfg.Redis.Password,
-		PasswordFile: cfg.Redis.PasswordFile,
-		DB:           cfg.Redis.DB,
-		Prefix:       cfg.Redis.Prefix,
-		TLS:          cfg.Redis.TLS,
-		Logger:       log,
-	})
-}
-
 // opensWith checks that s opens the snapshot's canary (when it has one)
 // and every value.
 func (snap *snapshot) opensWith(s *sealer) error {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -206,6 +207,14 @@ func TestRedisCluster(t *testing.T) {
 	unlockB()
 	if err := a.Ping(ctx); err != nil {
 		t.Errorf("Ping: %v", err)
+	}
+	// Whole-store operations need every key on one node: refused, clearly.
+	var out bytes.Buffer
+	if _, err := Backup(ctx, &out, BackupOptions{Storage: cfg}); err == nil || !strings.Contains(err.Error(), "not supported yet") {
+		t.Errorf("Backup of a cluster store: %v; want a clear refusal", err)
+	}
+	if out.Len() != 0 {
+		t.Errorf("Backup of a cluster store wrote %d bytes; want none", out.Len())
 	}
 }
 

@@ -28,6 +28,20 @@ func openSealedRedis(cfg config.Storage, log *zap.Logger) (Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	r, err := openConfiguredRedis(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.checkCanary(s, key, cfg.KeyFile); err != nil {
+		r.Close()
+		return nil, err
+	}
+	return &sealedStore{inner: r, s: s}, nil
+}
+
+// openConfiguredRedis opens the redis store cfg configures (one server,
+// a Sentinel-watched primary or a Cluster), without sealing.
+func openConfiguredRedis(cfg config.Storage, log *zap.Logger) (*redisStore, error) {
 	opts := RedisOptions{
 		Addr:         cfg.Redis.Addr,
 		ClusterAddrs: clusterAddrs(cfg.Redis),
@@ -45,15 +59,7 @@ func openSealedRedis(cfg config.Storage, log *zap.Logger) (Store, error) {
 		opts.SentinelMaster, opts.SentinelAddrs = sn.Master, sn.Addrs
 		opts.SentinelUsername, opts.SentinelPassword = sn.Username, sn.Password
 	}
-	r, err := openRedis(opts)
-	if err != nil {
-		return nil, err
-	}
-	if err := r.checkCanary(s, key, cfg.KeyFile); err != nil {
-		r.Close()
-		return nil, err
-	}
-	return &sealedStore{inner: r, s: s}, nil
+	return openRedis(opts)
 }
 
 // checkCanary proves that s holds the key of what the store keeps: it opens
@@ -127,14 +133,26 @@ func (r *redisStore) readMetas(ctx context.Context, names ...string) (map[string
 	for i, n := range names {
 		keys[i] = r.metaKey(n)
 	}
-	vals, err := r.client.MGet(ctx, keys...).Result()
-	if err != nil {
+	// One GET each, pipelined: the records hash to different cluster slots,
+	// so an MGET of them would be refused by a cluster (CROSSSLOT).
+	cmds := make([]*redis.StringCmd, len(keys))
+	_, err := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, k := range keys {
+			cmds[i] = p.Get(ctx, k)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, r.fail(ctx, "read the meta records", err)
 	}
 	out := make(map[string][]byte, len(names))
-	for i, v := range vals {
-		if s, ok := v.(string); ok {
-			out[names[i]] = []byte(s)
+	for i, c := range cmds {
+		v, err := c.Bytes()
+		switch {
+		case err == nil:
+			out[names[i]] = v
+		case !errors.Is(err, redis.Nil):
+			return nil, r.fail(ctx, "read the meta records", err)
 		}
 	}
 	return out, nil
@@ -143,17 +161,24 @@ func (r *redisStore) readMetas(ctx context.Context, names ...string) (map[string
 // upgradeMeta records this sidekey's format and the key's fingerprint
 // when they are not recorded yet.
 func (r *redisStore) upgradeMeta(ctx context.Context, format int, recorded []byte, fp string) error {
-	var pairs []any
+	pairs := map[string]any{}
 	if format < storeFormat {
-		pairs = append(pairs, r.metaKey(formatRecord), formatValue())
+		pairs[r.metaKey(formatRecord)] = formatValue()
 	}
 	if string(recorded) != fp {
-		pairs = append(pairs, r.metaKey(fingerprintRecord), fp)
+		pairs[r.metaKey(fingerprintRecord)] = fp
 	}
 	if len(pairs) == 0 {
 		return nil
 	}
-	return r.fail(ctx, "write the meta records", r.client.MSet(ctx, pairs...).Err())
+	// One SET each (not MSET): the records hash to different cluster slots.
+	_, err := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for k, v := range pairs {
+			p.Set(ctx, k, v, 0)
+		}
+		return nil
+	})
+	return r.fail(ctx, "write the meta records", err)
 }
 
 // first returns some stored key and its value; ok is false when the store

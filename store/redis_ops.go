@@ -83,8 +83,21 @@ func (r *redisStore) metaKeys() []string {
 // dataPattern is the KEYS pattern of every value.
 func (r *redisStore) dataPattern() string { return globEscape(r.dataKey("")) + "*" }
 
+// errWholeStoreOnCluster refuses backup, restore and rekey of a Redis
+// Cluster store: their one-script consistency needs every key on one node.
+func (r *redisStore) errWholeStoreOnCluster(op string) error {
+	if _, ok := r.client.(*redis.ClusterClient); !ok {
+		return nil
+	}
+	return fmt.Errorf("store: redis cluster at %s: %s needs every key on one node, which a cluster does not have; "+
+		"%s of a cluster store is not supported yet (take Redis' own backups of every master instead)", r.addr, op, op)
+}
+
 // snapshot copies every sealed value and the canary in one script.
 func (r *redisStore) snapshot(ctx context.Context) (*snapshot, error) {
+	if err := r.errWholeStoreOnCluster("backup"); err != nil {
+		return nil, err
+	}
 	res, err := snapshotScript.Run(ctx, r.client, r.metaKeys()[:2], r.dataPattern()).Slice()
 	if err != nil {
 		return nil, r.fail(ctx, "snapshot", err)
@@ -118,6 +131,9 @@ func (r *redisStore) snapshot(ctx context.Context) (*snapshot, error) {
 // the key of fingerprint fp, in one script. Unless force is set it refuses
 // (errNotEmpty) a store that holds any value.
 func (r *redisStore) restore(ctx context.Context, snap *snapshot, fp string, force bool) error {
+	if err := r.errWholeStoreOnCluster("restore"); err != nil {
+		return err
+	}
 	args := []any{r.dataPattern(), "0", snap.header.Canary, formatValue(), fp}
 	if force {
 		args[1] = "1"
@@ -140,6 +156,9 @@ func (r *redisStore) restore(ctx context.Context, snap *snapshot, fp string, for
 // meanwhile makes it start over (a few times). A value that old does not
 // open stops it before anything is written.
 func (r *redisStore) rekey(ctx context.Context, old, new *sealer, oldFP, newFP string) (int, error) {
+	if err := r.errWholeStoreOnCluster("rekey"); err != nil {
+		return 0, err
+	}
 	for range rekeyAttempts {
 		snap, err := r.snapshot(ctx)
 		if err != nil {
