@@ -58,14 +58,14 @@ else
 fi
 
 step "build context: the files .dockerignore lets through"
-# .dockerignore: everything out, then go.mod, go.sum (any folder) and *.go
-# back in, *_test.go out again.
+# .dockerignore: everything out, then go.mod, go.sum (any folder), *.go and
+# the console's embedded files back in, *_test.go out again.
 ctx=$tmp/context
 mkdir -p "$ctx"
 find . \( -name .git -o -name .cache \) -prune -o -type f \
-	\( -name '*.go' -o -name go.mod -o -name go.sum \) ! -name '*_test.go' -print0 |
+	\( -name '*.go' -o -name go.mod -o -name go.sum -o -path './server/console/*' \) ! -name '*_test.go' -print0 |
 	tar --null -T - -cf - | tar -xf - -C "$ctx" || fail "copying the build context"
-for rule in '*' '!go.mod' '!go.sum' '!**/*.go' '!**/go.mod' '!**/go.sum' '**/*_test.go'; do
+for rule in '*' '!go.mod' '!go.sum' '!**/*.go' '!server/console/*' '!**/go.mod' '!**/go.sum' '**/*_test.go'; do
 	grep -qxF -- "$rule" .dockerignore || fail ".dockerignore lacks '$rule': update this copy to match it"
 done
 echo "$(find "$ctx" -type f | wc -l) files"
