@@ -76,7 +76,7 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		"/demo-oauth2/v1/items",
 		"/_sidekey/status",
 	}
-	for _, p := range paths {
+	for _, p := range append(paths, "/_sidekey/") {
 		if err := expect200(ctx, client, base+p); err != nil {
 			cancel()
 			<-done
@@ -88,6 +88,7 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	for _, p := range paths {
 		fmt.Fprintf(stdout, "  curl -s %s%s\n", ln.Addr().String(), p)
 	}
+	fmt.Fprintf(stdout, "The operator console: open %s/_sidekey/ in a browser.\n", base)
 	if *check {
 		cancel()
 		return <-done
