@@ -241,7 +241,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("POST /_sidekey/admin/connections", s.adminOnly(http.HandlerFunc(s.createConnection)))
 	s.consoleRoutes(mux)
 	mux.HandleFunc("/_sidekey/", func(w http.ResponseWriter, r *http.Request) {
-		proxy.WriteError(w, http.StatusNotFound, "not_found", "", "no such sidekey endpoint", 0)
+		proxy.WriteError(w, http.StatusNotFound, proxy.CodeNotFound, "", "no such sidekey endpoint", 0)
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.RequestURI, "/_sidekey/") {
