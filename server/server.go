@@ -162,6 +162,7 @@ func New(opts Options) (*Server, error) {
 		Observer:         s.metrics,
 		TokenUnavailable: s.tokenUnavailable,
 		AllowUpgrade:     s.allowUpgrade,
+		Admit:            s.admitProxied,
 		CallerKeyHeader:  cfg.CallerKeyHeader, // bound at start, see Reload
 	})
 	s.handler = refuseAmbiguousFraming(s.guarded(s.routes()))
@@ -248,11 +249,9 @@ func (s *Server) routes() http.Handler {
 			mux.ServeHTTP(w, r)
 			return
 		}
-		// Configured callers are enforced on every listener: loopback
-		// only means that none are required.
-		if cs := s.live.Load().callers; cs != nil && !cs.admit(w, r, s.appOf) {
-			return
-		}
+		// Configured callers are enforced on every listener (loopback
+		// only means that none are required): by the proxy, through
+		// Options.Admit, once it has parsed the target.
 		s.proxy.ServeHTTP(w, r)
 	})
 }

@@ -308,7 +308,5 @@ func (s *Server) admitCaller(w http.ResponseWriter, r *http.Request, tenant stri
 	if cs == nil {
 		return true
 	}
-	as := r.Clone(r.Context())
-	as.URL.Path = "/" + tenant + "/"
-	return cs.admit(w, as, s.appOf)
+	return cs.admit(w, r, tenant, s.appOf)
 }
