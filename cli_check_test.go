@@ -109,3 +109,28 @@ tenants:
 		t.Errorf("check: %v\nwant:\n%s", err, want)
 	}
 }
+
+// TestCheckReportsABadHeaderOnce: a tenant's header value with a line break
+// is one problem in one wording, from its one owner (providers.Check), and
+// never shows the value.
+func TestCheckReportsABadHeaderOnce(t *testing.T) {
+	path := writeConfig(t, `
+storage: {type: memory}
+tenants:
+  acme:
+    provider: static
+    token: k
+    api_url: http://127.0.0.1:9
+    headers: {X-Shop: "one\ntwo-sek"}
+`)
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"check", "--config", path}, &stdout, &stderr)
+	want := "invalid configuration:\n" +
+		"tenants.acme.headers.X-Shop: must not contain control characters"
+	if err == nil || err.Error() != want {
+		t.Errorf("check: %v\nwant:\n%s", err, want)
+	}
+	if out := stdout.String() + stderr.String(); strings.Contains(out, "sek") {
+		t.Errorf("check printed the header's value: %s", out)
+	}
+}

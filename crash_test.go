@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sidekey/sidekey/internal/testwait"
 )
 
 // TestMain lets the test binary act as `sidekey serve` in a child process,
@@ -167,7 +169,7 @@ func TestKill9DuringRotationLosesNothing(t *testing.T) {
 		}
 		c.kill()
 		kills++
-		waitUntil(t, "the killed process's held token request to be dropped", func() bool { return sc.TokenRequestsHeld() == 0 })
+		testwait.For(t, "the killed process's held token request to be dropped", func() bool { return sc.TokenRequestsHeld() == 0 })
 		release()
 		p.restart(t)
 		c = p.child

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sidekey/sidekey/internal/testwait"
 )
 
 // TestDrainDelayKeepsServingThroughSIGTERM: a client that keeps calling a
@@ -56,18 +58,18 @@ tenants:
 			}
 		}
 	}()
-	waitUntil(t, "traffic to flow", func() bool { return calls.Load() >= 20 })
+	testwait.For(t, "traffic to flow", func() bool { return calls.Load() >= 20 })
 
 	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "readyz to answer 503", func() bool {
+	testwait.For(t, "readyz to answer 503", func() bool {
 		code, err := status("/_sidekey/readyz")
 		return err == nil && code == http.StatusServiceUnavailable
 	})
 	// The load balancer has seen 503; it may send a little longer.
 	after := calls.Load()
-	waitUntil(t, "more calls after readyz turned 503", func() bool { return calls.Load() >= after+20 })
+	testwait.For(t, "more calls after readyz turned 503", func() bool { return calls.Load() >= after+20 })
 	close(stop)
 	<-done
 	if n := failures.Load(); n != 0 {

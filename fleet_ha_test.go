@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sidekey/sidekey/internal/testwait"
 )
 
 // haNode is one redis-server process of a sentinel or cluster topology,
@@ -42,7 +44,7 @@ func startNode(t *testing.T, first []string, args ...string) *haNode {
 		t.Fatal(err)
 	}
 	t.Cleanup(n.kill)
-	waitUntil(t, "redis-server on "+addr, func() bool { return redisSays(addr, "PING") == "+PONG" })
+	testwait.For(t, "redis-server on "+addr, func() bool { return redisSays(addr, "PING") == "+PONG" })
 	return n
 }
 
@@ -92,7 +94,7 @@ func startSentinelSet(t *testing.T) (primary *haNode, sentinels []string) {
 	host, port, _ := net.SplitHostPort(primary.addr)
 	for range 2 {
 		r := startNode(t, nil, "--replicaof", host, port)
-		waitUntil(t, "a replica in sync", func() bool {
+		testwait.For(t, "a replica in sync", func() bool {
 			return strings.Contains(redisSays(r.addr, "INFO replication"), "master_link_status:up")
 		})
 	}
@@ -106,7 +108,7 @@ func startSentinelSet(t *testing.T) (primary *haNode, sentinels []string) {
 		sentinels = append(sentinels, startNode(t, []string{conf, "--sentinel"}).addr)
 	}
 	for _, s := range sentinels {
-		waitUntil(t, "the sentinels to know the replicas and each other", func() bool {
+		testwait.For(t, "the sentinels to know the replicas and each other", func() bool {
 			info := redisSays(s, "INFO sentinel")
 			return strings.Contains(info, "slaves=2,sentinels=3")
 		})
@@ -129,7 +131,7 @@ func startClusterSet(t *testing.T) []string {
 		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
 	}
 	for _, a := range addrs {
-		waitUntil(t, "cluster_state:ok on "+a, func() bool { return strings.Contains(redisSays(a, "CLUSTER INFO"), "cluster_state:ok") })
+		testwait.For(t, "cluster_state:ok on "+a, func() bool { return strings.Contains(redisSays(a, "CLUSTER INFO"), "cluster_state:ok") })
 	}
 	return addrs
 }
@@ -232,7 +234,7 @@ func TestFleetSentinelFailover(t *testing.T) {
 		killed = time.Now()
 		primary.kill()
 		for _, r := range replicas {
-			waitUntil(t, "readyz to recover after the promotion", func() bool {
+			testwait.For(t, "readyz to recover after the promotion", func() bool {
 				resp, err := http.Get(r.base + "/_sidekey/readyz")
 				if err != nil {
 					return false
@@ -301,7 +303,7 @@ func TestFleetRotationWaitsForTheReplica(t *testing.T) {
 	primary := startNode(t, nil)
 	host, port, _ := net.SplitHostPort(primary.addr)
 	replica := startNode(t, nil, "--replicaof", host, port)
-	waitUntil(t, "the replica in sync", func() bool {
+	testwait.For(t, "the replica in sync", func() bool {
 		return strings.Contains(redisSays(replica.addr, "INFO replication"), "master_link_status:up")
 	})
 	s := newShop(t, "wait", 12*time.Second)
@@ -312,7 +314,7 @@ func TestFleetRotationWaitsForTheReplica(t *testing.T) {
 		// Line up with the token's life: a refresh has just happened, so the
 		// next is due 6 s later and the current token lives 12 s.
 		before := s.sim.RefreshRequests()
-		waitUntilFor(t, 10*time.Second, "a refresh", func() bool { return s.sim.RefreshRequests() > before && s.sim.LatestTokenUsed() })
+		testwait.For(t, "a refresh", func() bool { return s.sim.RefreshRequests() > before && s.sim.LatestTokenUsed() })
 		phase := time.NewTimer(3 * time.Second) // stop the replica 3 s before the next refresh is due
 		<-phase.C
 		if err := replica.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
@@ -337,7 +339,7 @@ func TestFleetRotationWaitsForTheReplica(t *testing.T) {
 		}
 		refreshesWhileStopped = s.sim.RefreshRequests() - stopped
 		resume()
-		waitUntilFor(t, 10*time.Second, "a rotation, and its token in use, once the replica is back", func() bool {
+		testwait.For(t, "a rotation, and its token in use, once the replica is back", func() bool {
 			return s.sim.RefreshRequests() > stopped && s.sim.LatestTokenUsed()
 		})
 	})
@@ -348,17 +350,5 @@ func TestFleetRotationWaitsForTheReplica(t *testing.T) {
 	}
 	if s.sim.RefreshReuse() != 0 {
 		t.Errorf("refresh tokens reused %d times; want 0", s.sim.RefreshReuse())
-	}
-}
-
-// waitUntilFor polls cond until it holds, failing the test after d.
-func waitUntilFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond) // poll interval
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sidekey/sidekey/internal/testwait"
 	"github.com/sidekey/sidekey/store"
 )
 
@@ -94,7 +95,7 @@ func TestKill9AtRefreshMomentsWithAndWithoutJournal(t *testing.T) {
 					}
 					lost++
 					// Reconnect once sidekey has settled on consent_required, as an operator would.
-					waitUntil(t, "the lost tenant to show consent_required", func() bool {
+					testwait.For(t, "the lost tenant to show consent_required", func() bool {
 						code, body := getShop(t, p.base)
 						return code == 503 && strings.Contains(body, "consent_required")
 					})
@@ -103,7 +104,7 @@ func TestKill9AtRefreshMomentsWithAndWithoutJournal(t *testing.T) {
 						t.Fatalf("after reconnecting a lost tenant: %d %s", code, body)
 					}
 					before := served.Load()
-					waitUntil(t, "the traffic to be served again", func() bool { return served.Load() > before })
+					testwait.For(t, "the traffic to be served again", func() bool { return served.Load() > before })
 					continue
 				}
 				if killed == kills {

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/sidekey/sidekey/internal/testwait"
 	"github.com/sidekey/sidekey/server"
 )
 
@@ -87,10 +88,10 @@ tenants:
 		t.Fatalf("before the change the upstream saw %q; want key-one", lastSeen())
 	}
 	writeFile("key-two\n")
-	waitUntil(t, "the rewritten token_file to be served", func() bool { return call() && lastSeen() == "key-two" })
+	testwait.For(t, "the rewritten token_file to be served", func() bool { return call() && lastSeen() == "key-two" })
 
 	writeFile("") // broken: an empty secret file
-	waitUntil(t, "the broken token_file to be rejected", func() bool {
+	testwait.For(t, "the broken token_file to be rejected", func() bool {
 		return strings.Contains(logs.String(), "reload rejected")
 	})
 	if !call() || lastSeen() != "key-two" {

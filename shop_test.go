@@ -107,15 +107,3 @@ func (p *shopProcess) restart(t *testing.T) {
 	t.Helper()
 	p.child = startChild(t, p.cfg, p.addr, p.logs)
 }
-
-// waitUntil polls cond until it holds, failing the test after 10 s.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond) // poll interval
-	}
-}

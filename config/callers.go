@@ -169,3 +169,18 @@ func (c *Config) validateCallerKeyHeader(ps *Problems) {
 		ps.addf(key, "%s cannot carry the caller key: it is hop-by-hop or frames the request", h)
 	}
 }
+
+// hopByHop are headers a caller key cannot be sent in: they belong to one
+// connection, or the proxy itself sets them. (A tenant's token_header and
+// headers are package providers' to check.)
+var hopByHop = []string{
+	"connection", "keep-alive", "proxy-connection", "proxy-authenticate",
+	"proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade",
+	"host", "content-length",
+}
+
+// isTokenChar reports whether c may appear in an HTTP token (RFC 9110 tchar).
+func isTokenChar(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+		strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+}

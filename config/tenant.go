@@ -1,9 +1,6 @@
 package config
 
 import (
-	"fmt"
-	"maps"
-	"slices"
 	"strconv"
 	"strings"
 )
@@ -28,14 +25,6 @@ func ValidTenantName(name string) bool {
 	return true
 }
 
-// hopByHop are headers a tenant can neither inject a token into nor set:
-// they belong to one connection, or the proxy itself sets them.
-var hopByHop = []string{
-	"connection", "keep-alive", "proxy-connection", "proxy-authenticate",
-	"proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade",
-	"host", "content-length",
-}
-
 // setting returns the value of the tenant setting named by its yaml key.
 func (t *Tenant) setting(name string) string {
 	switch name {
@@ -57,20 +46,18 @@ func (t *Tenant) setting(name string) string {
 		return t.ShopID
 	case "idp_key":
 		return t.IdpKey
-	case "auth_url":
-		return t.AuthURL
-	case "token_url":
-		return t.TokenURL
-	case "api_url":
-		return t.APIURL
 	}
 	panic("config: unknown tenant setting " + name)
 }
 
-// validateTenant checks what every tenant shares; problems are keyed under
-// tenants.<name>. What a provider requires (its name, credentials,
-// endpoints) has one owner, package providers (providers.Check), which
-// `sidekey check` and `serve` run after Validate.
+// validateTenant checks what every tenant shares and what is plain syntax
+// of the file; problems are keyed under tenants.<name>. What sidekey does
+// with a value has one owner, package providers (providers.Check, which
+// `sidekey check` and `serve` run after Validate, and providers.Build for
+// connections made at run time): a provider's name, credentials and
+// requirements, the endpoints (auth_url, token_url, api_url, after the
+// provider's defaults), the injection (token_header, token_format,
+// headers) and refresh_before.
 func validateTenant(ps *Problems, name string, t *Tenant) {
 	key := "tenants." + name
 	switch {
@@ -94,22 +81,12 @@ func validateTenant(ps *Problems, name string, t *Tenant) {
 			ps.add(key+".rate_limit.max_wait", "must not be negative")
 		}
 	}
-	if t.RefreshBefore < 0 {
-		ps.add(key+".refresh_before", "must not be negative")
-	}
 	if t.RefreshTokenLifetime < 0 {
 		ps.add(key+".refresh_token_lifetime", "must not be negative")
 	}
 	oneOf(ps, key+".grant", t.Grant, "", "client_credentials", "refresh_token", "authorization_code")
 	oneOf(ps, key+".client_auth", t.ClientAuth, "", "header", "body")
 
-	for _, f := range []string{"auth_url", "token_url", "api_url"} {
-		if v := t.setting(f); v != "" {
-			if msg := checkURL(v, f != "api_url"); msg != "" {
-				ps.add(key+"."+f, msg)
-			}
-		}
-	}
 	for _, f := range []string{"client_id", "shop_id", "idp_key"} {
 		if hasControl(t.setting(f)) {
 			ps.add(key+"."+f, "must not contain control characters (CR, LF, NUL…)")
@@ -125,54 +102,5 @@ func validateTenant(ps *Problems, name string, t *Tenant) {
 			ps.add(key+".scopes["+strconv.Itoa(i)+"]", "must be non-empty, without spaces or control characters")
 		}
 	}
-	validateInjection(ps, key, t)
 	validateSessions(ps, key, t.Sessions)
-}
-
-// validateInjection checks the token header, its format and static headers,
-// which all end up in every proxied request.
-func validateInjection(ps *Problems, key string, t *Tenant) {
-	if msg := checkHeaderName(t.TokenHeader); msg != "" {
-		ps.add(key+".token_header", msg)
-	}
-	switch n := strings.Count(t.TokenFormat, "{token}"); {
-	case n != 1:
-		ps.add(key+".token_format", fmt.Sprintf("must contain {token} exactly once; found %d", n))
-	case hasControl(t.TokenFormat):
-		ps.add(key+".token_format", "must not contain control characters (CR, LF, NUL…)")
-	}
-	for _, name := range slices.Sorted(maps.Keys(t.Headers)) {
-		hkey := key + ".headers." + name
-		if msg := checkHeaderName(name); msg != "" {
-			ps.add(hkey, msg)
-		} else if strings.EqualFold(name, t.TokenHeader) {
-			ps.add(hkey, "conflicts with token_header")
-		}
-		if hasControl(t.Headers[name]) {
-			ps.add(hkey, "value must not contain control characters (CR, LF, NUL…)")
-		}
-	}
-}
-
-// checkHeaderName returns what is wrong with name as a header sidekey sets
-// on proxied requests, or "".
-func checkHeaderName(name string) string {
-	if name == "" {
-		return "must not be empty"
-	}
-	for _, c := range []byte(name) {
-		if !isTokenChar(c) {
-			return "not a valid header name"
-		}
-	}
-	if slices.Contains(hopByHop, strings.ToLower(name)) {
-		return "cannot set " + name + ": hop-by-hop or set by the proxy"
-	}
-	return ""
-}
-
-// isTokenChar reports whether c may appear in an HTTP token (RFC 9110 tchar).
-func isTokenChar(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
-		strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }

@@ -17,14 +17,6 @@ import (
 	"github.com/sidekey/sidekey/proxy"
 )
 
-// CodeHostNotIntercepted is the error code (403) for a CONNECT or proxy
-// request to a host, address or port no tenant intercepts.
-const CodeHostNotIntercepted = "host_not_intercepted"
-
-// CodeMisdirected is the error code (421) for a request inside a tunnel
-// that names another host than the tunnel's.
-const CodeMisdirected = "misdirected_request"
-
 // Options configures a Proxy.
 type Options struct {
 	// Hosts maps each intercepted host name (as config.InterceptHost
@@ -220,7 +212,7 @@ func (p *Proxy) serveTunnel(w http.ResponseWriter, r *http.Request) {
 		host = h
 	}
 	if config.InterceptHost(host) != t.host {
-		proxy.WriteError(w, http.StatusMisdirectedRequest, CodeMisdirected, t.tenant,
+		proxy.WriteError(w, http.StatusMisdirectedRequest, proxy.CodeMisdirectedRequest, t.tenant,
 			"this tunnel was opened to "+t.host+"; open another for "+host, 0)
 		return
 	}
@@ -243,7 +235,7 @@ func (p *Proxy) intercepted(w http.ResponseWriter, host, port, want string) (str
 		return tenant, true
 	}
 	p.log.Info("forward proxy: refused", zap.String("host", host), zap.String("port", port))
-	proxy.WriteError(w, http.StatusForbidden, CodeHostNotIntercepted, "", why, 0)
+	proxy.WriteError(w, http.StatusForbidden, proxy.CodeHostNotIntercepted, "", why, 0)
 	return "", false
 }
 

@@ -171,8 +171,8 @@ func TestNotAnOpenProxy(t *testing.T) {
 		interceptMe + ":22",
 	} {
 		resp, _, _ := rawConnect(t, f.addr, authority, "")
-		if resp.StatusCode != http.StatusForbidden || resp.Header.Get("X-Sidekey-Error") != forwardproxy.CodeHostNotIntercepted {
-			t.Errorf("CONNECT %s: %d %q; want 403 %s", authority, resp.StatusCode, resp.Header.Get("X-Sidekey-Error"), forwardproxy.CodeHostNotIntercepted)
+		if resp.StatusCode != http.StatusForbidden || resp.Header.Get("X-Sidekey-Error") != proxy.CodeHostNotIntercepted {
+			t.Errorf("CONNECT %s: %d %q; want 403 %s", authority, resp.StatusCode, resp.Header.Get("X-Sidekey-Error"), proxy.CodeHostNotIntercepted)
 		}
 	}
 	for _, target := range []string{"http://evil.example/", "http://127.0.0.1:9/x", "http://" + interceptMe + ":8080/v1/x"} {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sidekey/sidekey/internal/testwait"
 	"github.com/sidekey/sidekey/notify"
 	"github.com/sidekey/sidekey/store"
 )
@@ -154,23 +155,11 @@ func event(tenant, typ string) notify.Event {
 	return notify.Event{Type: typ, Data: notify.Data{Tenant: tenant, Provider: "scayle", State: "consent_required", ConnectURL: "http://127.0.0.1:8080/_sidekey/oauth/connect/" + tenant}}
 }
 
-// waitFor polls cond every 20ms until it holds or 10s pass.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond) // poll interval, not a stand-in for a condition
-	}
-}
-
 func TestReceiverVerifiesSignatureAndBody(t *testing.T) {
 	r := newReceiver(t)
 	n := start(t, fastOptions(r.srv.URL+"/hook", nil))
 	n.Publish(event("acme", notify.ConsentRequired))
-	waitFor(t, "the event", func() bool { return len(r.requests()) == 1 })
+	testwait.For(t, "the event", func() bool { return len(r.requests()) == 1 })
 	got := r.requests()[0]
 	if r.badSigs != 0 {
 		t.Fatalf("the independent verifier refused the signature")
@@ -203,11 +192,11 @@ func TestFailingReceiverGetsTheEventOnceMore(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	n := start(t, fastOptions(r.srv.URL, reg))
 	n.Publish(event("acme", notify.ConsentRequired))
-	waitFor(t, "the accepted delivery", func() bool { return len(r.accepted("acme")) == 1 })
+	testwait.For(t, "the accepted delivery", func() bool { return len(r.accepted("acme")) == 1 })
 	// A later event through the same queue: once it arrived, nothing of
 	// acme's can still be on its way.
 	n.Publish(event("sentinel", notify.ConsentRequired))
-	waitFor(t, "the sentinel", func() bool { return len(r.accepted("sentinel")) == 1 })
+	testwait.For(t, "the sentinel", func() bool { return len(r.accepted("sentinel")) == 1 })
 
 	var acme []received
 	ids := map[string]bool{}
@@ -237,7 +226,7 @@ func TestTooManyRequestsHonoursRetryAfter(t *testing.T) {
 	r.header.Set("Retry-After", "1")
 	n := start(t, fastOptions(r.srv.URL, nil))
 	n.Publish(event("acme", notify.ConsentRequired))
-	waitFor(t, "the accepted delivery", func() bool { return len(r.accepted("acme")) == 1 })
+	testwait.For(t, "the accepted delivery", func() bool { return len(r.accepted("acme")) == 1 })
 	got := r.requests()
 	// The backoff alone is milliseconds: a second between the attempts is
 	// the receiver's Retry-After.
@@ -256,7 +245,7 @@ func TestRedirectIsNotFollowedAndClientErrorsAreFinal(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	n := start(t, fastOptions(redirect.URL+"/hook?token=receiver-query-secret", reg))
 	n.Publish(event("acme", notify.ConsentRequired))
-	waitFor(t, "the failure", func() bool { return n.Status().Deliveries["failure"] == 1 })
+	testwait.For(t, "the failure", func() bool { return n.Status().Deliveries["failure"] == 1 })
 	if len(elsewhere.requests()) != 0 {
 		t.Error("the redirect was followed")
 	}
@@ -283,8 +272,8 @@ func TestFlappingTenantSendsOneEventPerWindow(t *testing.T) {
 	for _, typ := range []string{notify.ConsentRequired, notify.Connected, notify.ConsentRequired, notify.Connected} {
 		n.Publish(event("settle", typ))
 	}
-	waitFor(t, "settle's final state", func() bool { return len(r.accepted("settle")) == 2 })
-	waitFor(t, "flap's window to close", func() bool { return len(r.accepted("flap")) == 1 && coalesced(n) >= 4+2 })
+	testwait.For(t, "settle's final state", func() bool { return len(r.accepted("settle")) == 2 })
+	testwait.For(t, "flap's window to close", func() bool { return len(r.accepted("flap")) == 1 && coalesced(n) >= 4+2 })
 	if got := typesOf(r.accepted("settle")); got != "tenant.consent_required tenant.connected" {
 		t.Errorf("settle: got %q", got)
 	}
@@ -323,9 +312,9 @@ func TestReplicasSendEachEventOnce(t *testing.T) {
 	na, nb := start(t, a), start(t, b)
 	na.Publish(event("acme", notify.ConsentRequired))
 	nb.Publish(event("acme", notify.ConsentRequired))
-	waitFor(t, "both replicas to decide", func() bool { return decided(na)+decided(nb) == 2 })
+	testwait.For(t, "both replicas to decide", func() bool { return decided(na)+decided(nb) == 2 })
 	na.Publish(event("sentinel", notify.ConsentRequired))
-	waitFor(t, "the sentinel", func() bool { return len(r.accepted("sentinel")) == 1 })
+	testwait.For(t, "the sentinel", func() bool { return len(r.accepted("sentinel")) == 1 })
 	if got := len(r.accepted("acme")); got != 1 {
 		t.Errorf("acme: got %d deliveries; want 1", got)
 	}
@@ -334,10 +323,10 @@ func TestReplicasSendEachEventOnce(t *testing.T) {
 	// A change after it is, once.
 	nb.Publish(event("acme", notify.Connected))
 	na.Publish(event("acme", notify.Connected))
-	waitFor(t, "acme connected", func() bool { return len(r.accepted("acme")) == 2 })
-	waitFor(t, "every decision", func() bool { return decided(na)+decided(nb) == 6 })
+	testwait.For(t, "acme connected", func() bool { return len(r.accepted("acme")) == 2 })
+	testwait.For(t, "every decision", func() bool { return decided(na)+decided(nb) == 6 })
 	na.Publish(event("sentinel2", notify.ConsentRequired))
-	waitFor(t, "the second sentinel", func() bool { return len(r.accepted("sentinel2")) == 1 })
+	testwait.For(t, "the second sentinel", func() bool { return len(r.accepted("sentinel2")) == 1 })
 	if len(r.accepted("fresh")) != 0 || len(r.accepted("acme")) != 2 {
 		t.Errorf("fresh: %d, acme: %d; want 0 and 2", len(r.accepted("fresh")), len(r.accepted("acme")))
 	}
@@ -355,7 +344,7 @@ func TestClaimOfADeadReplicaIsTakenOverWithTheSameID(t *testing.T) {
 	opts.Lease = time.Millisecond
 	dead := notify.New(opts)
 	dead.Publish(event("acme", notify.ConsentRequired))
-	waitFor(t, "the first attempt", func() bool { return dead.Status().Deliveries["retry"] == 1 })
+	testwait.For(t, "the first attempt", func() bool { return dead.Status().Deliveries["retry"] == 1 })
 	_ = dead.Close(context.Background()) // dies while waiting to retry
 	down.Close()
 
@@ -364,11 +353,11 @@ func TestClaimOfADeadReplicaIsTakenOverWithTheSameID(t *testing.T) {
 	opts.Claims = shared
 	n := start(t, opts)
 	n.Publish(event("acme", notify.ConsentRequired))
-	waitFor(t, "the take-over", func() bool { return len(r.accepted("acme")) == 1 })
+	testwait.For(t, "the take-over", func() bool { return len(r.accepted("acme")) == 1 })
 	// And once it is done, nobody sends it again.
 	n.Publish(event("acme", notify.ConsentRequired))
 	n.Publish(event("sentinel", notify.ConsentRequired))
-	waitFor(t, "the sentinel", func() bool { return len(r.accepted("sentinel")) == 1 })
+	testwait.For(t, "the sentinel", func() bool { return len(r.accepted("sentinel")) == 1 })
 	if got := len(r.accepted("acme")); got != 1 {
 		t.Errorf("acme: %d deliveries; want 1", got)
 	}
@@ -421,9 +410,9 @@ func TestFullQueueDropsAndCounts(t *testing.T) {
 		n.Publish(event(strings.Repeat("t", i+1), notify.ConsentRequired))
 	}
 	// Publish returned for every event although the receiver hangs.
-	waitFor(t, "a dropped event", func() bool { return n.Status().Events["dropped"] > 0 })
+	testwait.For(t, "a dropped event", func() bool { return n.Status().Events["dropped"] > 0 })
 	open() // the receiver recovers
-	waitFor(t, "every event delivered or dropped", func() bool {
+	testwait.For(t, "every event delivered or dropped", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return uint64(got)+n.Status().Events["dropped"] == events

@@ -7,6 +7,7 @@ import (
 	"net/textproto"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/sidekey/sidekey/config"
@@ -135,8 +136,10 @@ func (c *checker) endpoint(key, value, def string, api bool) *url.URL {
 		c.add(key, "not a valid URL")
 	case u.Scheme != "http" && u.Scheme != "https":
 		c.add(key, "must be an http or https URL")
-	case u.Host == "":
+	case u.Hostname() == "":
 		c.add(key, "must include a host")
+	case u.Port() != "" && !validPort(u.Port()):
+		c.add(key, "port must be a number up to 65535")
 	case u.User != nil:
 		c.add(key, "must not contain credentials")
 	case u.Fragment != "" || strings.Contains(value, "#"):
@@ -178,6 +181,12 @@ func (c *checker) label(key, value string) {
 	case !dnsLabel(value):
 		c.add(key, "must be a DNS label (letters, digits and inner hyphens, at most 63 characters)")
 	}
+}
+
+// validPort reports whether port is a decimal port number up to 65535.
+func validPort(port string) bool {
+	_, err := strconv.ParseUint(port, 10, 16)
+	return err == nil
 }
 
 // dnsLabel reports whether s is an RFC 1123 host name label.
@@ -291,12 +300,12 @@ func (c *checker) tokenParams(reserved ...string) {
 	}
 }
 
-// reservedHeader reports headers that belong to HTTP framing or routing and
-// must not be set from configuration.
+// reservedHeader reports headers that belong to HTTP framing, routing or
+// the proxy's own hop and must not be set from configuration.
 func reservedHeader(canon string) bool {
 	switch canon {
 	case "Host", "Content-Length", "Transfer-Encoding", "Connection", "Keep-Alive",
-		"Proxy-Connection", "Te", "Trailer", "Upgrade":
+		"Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Upgrade":
 		return true
 	}
 	return false

@@ -55,6 +55,12 @@ type Options struct {
 	// request carrying Upgrade is answered 400 bad_request, since what
 	// flows through a tunnel escapes sidekey's path checks.
 	AllowUpgrade func(tenant string) bool
+	// Admit, when set, decides whether the caller of r may use tenant. It
+	// runs once the proxy has parsed the request target, with the tenant
+	// that target names (so the tenant is parsed in one place only), and
+	// before the tenant is looked up. Returning false means Admit has
+	// answered the request itself (401 or 403). Nil: everyone is admitted.
+	Admit func(w http.ResponseWriter, r *http.Request, tenant string) bool
 	// TokenUnavailable maps a token engine error to the status, code,
 	// message and Retry-After the caller gets. Default: 503
 	// token_unavailable with the error's text.
@@ -157,6 +163,9 @@ func (p *Proxy) serve(st *requestState, r *http.Request) {
 	t, err := parseTarget(r.RequestURI)
 	if err != nil {
 		WriteError(w, http.StatusBadRequest, CodeBadRequest, "", err.Error(), 0)
+		return
+	}
+	if p.opts.Admit != nil && !p.opts.Admit(w, r, t.tenant) {
 		return
 	}
 	rt, ok := p.opts.Lookup(t.tenant)

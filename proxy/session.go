@@ -10,13 +10,6 @@ import (
 // request, whether or not the tenant has sessions.
 const SessionHeader = "Sidekey-Session"
 
-// Error codes of per-customer sessions (401 each).
-const (
-	CodeSessionRequired = "session_required" // a sessions tenant was called without Sidekey-Session
-	CodeSessionUnknown  = "session_unknown"  // no such session for this tenant (or it was deleted)
-	CodeSessionExpired  = "session_expired"  // the session's grant died or it sat idle too long
-)
-
 // SessionLookup finds the token engine of the session a request names in
 // its Sidekey-Session header. It returns a *SessionError when there is no
 // usable session. It must be safe for concurrent use.

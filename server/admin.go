@@ -139,10 +139,10 @@ func (s *Server) disconnect(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, errUnknownTenant):
 		proxy.WriteError(w, http.StatusNotFound, proxy.CodeUnknownTenant, name, "no tenant named "+name, 0)
 	case errors.Is(err, errFixedKey):
-		proxy.WriteError(w, http.StatusBadRequest, "fixed_key", name, err.Error(), 0)
+		proxy.WriteError(w, http.StatusBadRequest, proxy.CodeFixedKey, name, err.Error(), 0)
 	case err != nil:
 		s.log.Error("disconnect failed", zap.String("tenant", name), zap.Error(err))
-		proxy.WriteError(w, http.StatusServiceUnavailable, "store_unavailable", name, "the token store is unavailable", 5*time.Second)
+		proxy.WriteError(w, http.StatusServiceUnavailable, proxy.CodeStoreUnavailable, name, "the token store is unavailable", 5*time.Second)
 	default:
 		out := map[string]any{"tenant": name, "disconnected": true, "revoked": rev.Revoked}
 		if rev.NotRevoked != "" {

@@ -108,7 +108,7 @@ func (s *Server) listConnections(w http.ResponseWriter, r *http.Request) {
 	keys, err := s.store.List(r.Context(), connectionPrefix)
 	if err != nil {
 		s.log.Error("listing connections failed", zap.Error(err))
-		proxy.WriteError(w, http.StatusServiceUnavailable, "store_unavailable", "", "the token store is unavailable", 5*time.Second)
+		proxy.WriteError(w, http.StatusServiceUnavailable, proxy.CodeStoreUnavailable, "", "the token store is unavailable", 5*time.Second)
 		return
 	}
 	names := make([]string, 0, len(keys)+len(s.live.Load().tenants))
@@ -150,7 +150,7 @@ func (s *Server) showConnection(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, errUnknownTenant), errors.Is(err, fs.ErrNotExist):
 		proxy.WriteError(w, http.StatusNotFound, proxy.CodeUnknownTenant, name, "no tenant named "+name, 0)
 	case err != nil:
-		proxy.WriteError(w, http.StatusServiceUnavailable, "store_unavailable", name, "the token store is unavailable", 5*time.Second)
+		proxy.WriteError(w, http.StatusServiceUnavailable, proxy.CodeStoreUnavailable, name, "the token store is unavailable", 5*time.Second)
 	default:
 		writeJSON(w, http.StatusOK, v)
 	}
@@ -173,28 +173,28 @@ func (s *Server) createConnection(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if _, ok := s.live.Load().cfg.Apps[req.App]; !ok {
-		proxy.WriteError(w, http.StatusBadRequest, "bad_connection", req.Tenant, "unknown app "+strconv.Quote(req.App), 0)
+		proxy.WriteError(w, http.StatusBadRequest, proxy.CodeBadConnection, req.Tenant, "unknown app "+strconv.Quote(req.App), 0)
 		return
 	}
 	t, err := s.pendingConnection(req.Tenant, req.App, req.Params)
 	if err != nil {
-		proxy.WriteError(w, http.StatusBadRequest, "bad_connection", req.Tenant, err.Error(), 0)
+		proxy.WriteError(w, http.StatusBadRequest, proxy.CodeBadConnection, req.Tenant, err.Error(), 0)
 		return
 	}
 	t.engine.Close()
 	if t.spec.AuthCode != nil {
-		proxy.WriteError(w, http.StatusBadRequest, "consent_required", req.Tenant,
+		proxy.WriteError(w, http.StatusBadRequest, proxy.CodeConsentRequired, req.Tenant,
 			"app "+req.App+" connects through a consent: open "+s.connectURL(req.App)+"?"+connectQuery(req.Tenant, req.Params), 0)
 		return
 	}
 	if _, err := s.readConnection(r.Context(), req.Tenant); err == nil {
-		proxy.WriteError(w, http.StatusConflict, "exists", req.Tenant, "a connection named "+req.Tenant+" exists", 0)
+		proxy.WriteError(w, http.StatusConflict, proxy.CodeExists, req.Tenant, "a connection named "+req.Tenant+" exists", 0)
 		return
 	}
 	c := &connection{Name: req.Tenant, App: req.App, Params: req.Params, Created: s.now().UTC()}
 	if err := s.writeConnection(r.Context(), c); err != nil {
 		s.log.Error("storing the connection failed", zap.String("tenant", req.Tenant), zap.Error(err))
-		proxy.WriteError(w, http.StatusServiceUnavailable, "store_unavailable", req.Tenant, "the token store is unavailable", 5*time.Second)
+		proxy.WriteError(w, http.StatusServiceUnavailable, proxy.CodeStoreUnavailable, req.Tenant, "the token store is unavailable", 5*time.Second)
 		return
 	}
 	s.conns.forget(req.Tenant)

@@ -74,19 +74,19 @@ func newCallerSet(cfg *config.Config) (*callerSet, error) {
 	return cs, nil
 }
 
-// admit lets a request to /{tenant}/… through only for a caller allowed
-// that tenant, and otherwise answers 401 caller_unauthorized (no known
+// admit lets a request for tenant (as the proxy parsed it from the target,
+// or a session endpoint names it) through only for a caller allowed that
+// tenant, and otherwise answers 401 caller_unauthorized (no known
 // certificate subject or key) or 403 caller_forbidden (another caller's
 // tenant). The proxy removes the key header before forwarding.
 //
 // appOf names a tenant's app ("" when it has none, ok false when there is
 // no such tenant: the request then goes on to answer unknown_tenant).
-func (cs *callerSet) admit(w http.ResponseWriter, r *http.Request, appOf func(tenant string) (app string, ok bool)) bool {
+func (cs *callerSet) admit(w http.ResponseWriter, r *http.Request, tenant string, appOf func(tenant string) (app string, ok bool)) bool {
 	e, ok := cs.identify(w, r)
 	if !ok {
 		return false
 	}
-	tenant, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
 	if e.tenants[tenant] {
 		return true
 	}

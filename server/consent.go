@@ -67,7 +67,7 @@ func (s *Server) connect(w http.ResponseWriter, r *http.Request) {
 		f.App, f.Tenant, f.Params = name, r.URL.Query().Get("tenant"), &params
 		var err error
 		if t, err = s.pendingConnection(f.Tenant, f.App, params); err != nil {
-			proxy.WriteError(w, http.StatusBadRequest, "bad_connection", f.Tenant, err.Error(), 0)
+			proxy.WriteError(w, http.StatusBadRequest, proxy.CodeBadConnection, f.Tenant, err.Error(), 0)
 			return
 		}
 		defer t.engine.Close()
@@ -79,7 +79,7 @@ func (s *Server) connect(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if t.spec.AuthCode == nil {
-		proxy.WriteError(w, http.StatusBadRequest, "no_consent_flow", f.Tenant,
+		proxy.WriteError(w, http.StatusBadRequest, proxy.CodeNoConsentFlow, f.Tenant,
 			f.Tenant+" ("+t.spec.Provider+") needs no consent: its token comes from client credentials or a fixed key", 0)
 		return
 	}
@@ -114,13 +114,13 @@ func (s *Server) startFlow(w http.ResponseWriter, r *http.Request, t *tenant, f 
 	platformURL, err := t.spec.AuthCode.ConsentURL(s.consent(nonce, f))
 	if err != nil {
 		s.log.Error("building the "+what+" URL failed", zap.String("tenant", f.Tenant), zap.Error(err))
-		proxy.WriteError(w, http.StatusInternalServerError, "consent_url_failed", f.Tenant, "could not build the "+what+" URL; see the log", 0)
+		proxy.WriteError(w, http.StatusInternalServerError, proxy.CodeConsentURLFailed, f.Tenant, "could not build the "+what+" URL; see the log", 0)
 		return "", false
 	}
 	b, _ := json.Marshal(f)
 	if err := s.store.Store(r.Context(), consentPrefix+nonce, b); err != nil {
 		s.log.Error("storing the "+what+" flow failed", zap.String("tenant", f.Tenant), zap.Error(err))
-		proxy.WriteError(w, http.StatusServiceUnavailable, "store_unavailable", f.Tenant, "the token store is unavailable", 5*time.Second)
+		proxy.WriteError(w, http.StatusServiceUnavailable, proxy.CodeStoreUnavailable, f.Tenant, "the token store is unavailable", 5*time.Second)
 		return "", false
 	}
 	if binding != "" {
@@ -375,7 +375,7 @@ func (s *Server) callbackFailed(w http.ResponseWriter, tenant string, status int
 // callbackPage answers the browser with a short page, or JSON when asked.
 func (s *Server) callbackPage(w http.ResponseWriter, r *http.Request, status int, tenant, result, msg string) {
 	if status >= 400 {
-		w.Header().Set(proxy.ErrorHeader, "consent_failed")
+		w.Header().Set(proxy.ErrorHeader, proxy.CodeConsentFailed)
 	}
 	if r != nil && strings.Contains(r.Header.Get("Accept"), "application/json") {
 		writeJSON(w, status, map[string]string{"tenant": tenant, "result": result, "message": msg})

@@ -51,7 +51,7 @@ func (s *Server) consoleRoutes(mux *http.ServeMux) {
 	files := http.StripPrefix("/_sidekey/console/", http.FileServerFS(assets))
 	mux.HandleFunc("GET /_sidekey/console/{file}", func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasSuffix(r.PathValue("file"), ".html") {
-			proxy.WriteError(w, http.StatusNotFound, "not_found", "", "no such sidekey endpoint", 0)
+			proxy.WriteError(w, http.StatusNotFound, proxy.CodeNotFound, "", "no such sidekey endpoint", 0)
 			return
 		}
 		w.Header().Set("X-Content-Type-Options", "nosniff")

@@ -17,6 +17,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/sidekey/sidekey/config"
+	"github.com/sidekey/sidekey/internal/testwait"
 )
 
 // headlessChromium starts a headless Chromium (Debian's chromium package, which
@@ -159,7 +160,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	steps(t, ctx, "connecting oauth2",
 		chromedp.Click(chromedp.CSS(`#tenants tr[data-tenant="oauth2"] a.connect`)),
 		chromedp.WaitVisible(chromedp.CSS("h1")))
-	waitFor(t, "the callback page", func() bool {
+	testwait.For(t, "the callback page", func() bool {
 		url, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.readyState === "complete" ? location.pathname : ""`))
 		return err == nil && url == "/_sidekey/oauth/callback"
 	})
@@ -202,7 +203,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatal("one click disconnected without confirmation")
 	}
 	steps(t, ctx, "confirming disconnect", chromedp.Click(chromedp.CSS(button)))
-	waitFor(t, "branch-7 to leave the console", func() bool {
+	testwait.For(t, "branch-7 to leave the console", func() bool {
 		gone, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.readyState === "complete" && !!document.querySelector("#tenants") &&
 			!document.querySelector('#tenants tr[data-tenant="branch-7"]')`))
 		return err == nil && gone

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sidekey/sidekey/config"
+	"github.com/sidekey/sidekey/internal/testwait"
 )
 
 // TestOneCallersUnauthorizedPathCannotTakeTheTenantOffline (invariant 7):
@@ -48,7 +49,7 @@ func TestOneCallersUnauthorizedPathCannotTakeTheTenantOffline(t *testing.T) {
 			hostile.Add(1)
 		}
 	}()
-	waitFor(t, "the hostile caller to get going", func() bool { return hostile.Load() >= 20 })
+	testwait.For(t, "the hostile caller to get going", func() bool { return hostile.Load() >= 20 })
 	var wg sync.WaitGroup
 	for range 16 {
 		wg.Go(func() {
@@ -61,7 +62,7 @@ func TestOneCallersUnauthorizedPathCannotTakeTheTenantOffline(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	waitFor(t, "50 hostile requests", func() bool { return hostile.Load() >= 50 })
+	testwait.For(t, "50 hostile requests", func() bool { return hostile.Load() >= 50 })
 	close(stop)
 	<-hostileDone
 

@@ -110,7 +110,7 @@ func (s *Server) startLegacy(opened map[string]net.Listener) error {
 		}
 		l.fwd = forwardproxy.New(forwardproxy.Options{
 			Hosts: interceptedHosts(s.cfg),
-			Serve: s.proxy.ForTenant,
+			Serve: s.forwardedTenant,
 			Certificate: func(host string) func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 				return s.ca.GetCertificate(host)
 			},
@@ -182,7 +182,8 @@ func (s *Server) legacyServer(h http.Handler) *http.Server {
 }
 
 // tenantListener serves every request on tenant's own listener as that
-// tenant, whole path, after the caller check.
+// tenant, whole path; the proxy applies the caller check (Options.Admit,
+// admitProxied) as on the main listener.
 //
 // startLegacy wraps it, like the main listener, in the Host/cross-site
 // Guard (a loopback tenant listener answers loopback Host names and
@@ -190,32 +191,36 @@ func (s *Server) legacyServer(h http.Handler) *http.Server {
 // guarded: its requests name the intercepted hosts, and browsers use it
 // only when configured to.
 func (s *Server) tenantListener(tenant string) http.Handler {
+	return s.proxy.ForTenant(tenant)
+}
+
+// admittedKey marks, in a request's context, a request the forward proxy
+// has admitted itself (at its CONNECT, whose Proxy-Authorization the
+// requests inside the tunnel do not repeat). Clients cannot set it.
+type admittedKey struct{}
+
+// forwardedTenant is the forward proxy's handler for tenant: the proxy's,
+// for requests the forward proxy has admitted already.
+func (s *Server) forwardedTenant(tenant string) http.Handler {
 	h := s.proxy.ForTenant(tenant)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.admitTenant(w, r, tenant) {
-			h.ServeHTTP(w, r)
-		}
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), admittedKey{}, true)))
 	})
 }
 
-// admitTenant applies the configured callers to a request for tenant on a
-// legacy listener — on every such listener, loopback included; without
-// callers everyone is admitted (config refuses a listener off loopback
-// without callers unless allow_unauthenticated). It reuses the main
-// listener's check by asking it about the path /{tenant}/.
-func (s *Server) admitTenant(w http.ResponseWriter, r *http.Request, tenant string) bool {
-	cs := s.live.Load().callers
-	if cs == nil {
+// admitProxied is the proxy's caller check (proxy Options.Admit), run on
+// every listener — loopback included; without callers everyone is
+// admitted (config refuses a listener off loopback without callers unless
+// allow_unauthenticated). Requests the forward proxy admitted are not
+// checked twice.
+func (s *Server) admitProxied(w http.ResponseWriter, r *http.Request, tenant string) bool {
+	if r.Context().Value(admittedKey{}) != nil {
 		return true
 	}
-	routed := *r
-	u := *r.URL
-	u.Path, u.RawPath = "/"+tenant+"/", ""
-	routed.URL = &u
-	return cs.admit(w, &routed, s.appOf)
+	return s.admitCaller(w, r, tenant)
 }
 
-// admitProxyCaller is admitTenant for the forward proxy, whose clients
+// admitProxyCaller is admitCaller for the forward proxy, whose clients
 // can send a key only as Proxy-Authorization (from the proxy URL): with
 // another caller_key_header, a key there counts as if sent in that header.
 func (s *Server) admitProxyCaller(w http.ResponseWriter, r *http.Request, tenant string) bool {
@@ -227,7 +232,7 @@ func (s *Server) admitProxyCaller(w http.ResponseWriter, r *http.Request, tenant
 		r = r.Clone(r.Context())
 		r.Header.Set(cs.header, key)
 	}
-	return s.admitTenant(w, r, tenant)
+	return cs.admit(w, r, tenant, s.appOf)
 }
 
 // interceptedHosts maps every intercepted host to its tenant.

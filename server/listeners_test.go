@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sidekey/sidekey/config"
+	"github.com/sidekey/sidekey/internal/testwait"
 	"github.com/sidekey/sidekey/localca"
 	"github.com/sidekey/sidekey/providers/providertest"
 	"github.com/sidekey/sidekey/server"
@@ -331,7 +332,7 @@ func TestLegacyListenersDrainOnShutdown(t *testing.T) {
 			results <- result{via, resp.StatusCode, nil}
 		}()
 	}
-	waitFor(t, "both requests to reach the API", func() bool { return sim.APIRequests() >= 3 })
+	testwait.For(t, "both requests to reach the API", func() bool { return sim.APIRequests() >= 3 })
 	if err := s.stop(); err != nil {
 		t.Fatalf("shutdown: %v", err)
 	}

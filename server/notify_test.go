@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sidekey/sidekey/config"
+	"github.com/sidekey/sidekey/internal/testwait"
 	"github.com/sidekey/sidekey/providers/providertest"
 	"github.com/sidekey/sidekey/server"
 )
@@ -170,8 +171,8 @@ func TestWebhooksFromTwoReplicasArriveOnce(t *testing.T) {
 			t.Fatalf("before consent: %d %s", got.status, got.body)
 		}
 	}
-	waitFor(t, "both replicas to decide on consent_required", func() bool { return decided(t, a.base)+decided(t, b.base) == 2 })
-	waitFor(t, "the consent_required event", func() bool { return len(hooks.of("shop", "tenant.consent_required")) >= 1 })
+	testwait.For(t, "both replicas to decide on consent_required", func() bool { return decided(t, a.base)+decided(t, b.base) == 2 })
+	testwait.For(t, "the consent_required event", func() bool { return len(hooks.of("shop", "tenant.consent_required")) >= 1 })
 
 	// Connected on A; B picks the token up from the store.
 	cb := callbackURL(t, a.base, "shop")
@@ -183,18 +184,18 @@ func TestWebhooksFromTwoReplicasArriveOnce(t *testing.T) {
 			t.Fatalf("after consent: %d %s", got.status, got.body)
 		}
 	}
-	waitFor(t, "both replicas to decide on connected", func() bool {
+	testwait.For(t, "both replicas to decide on connected", func() bool {
 		return decided(t, a.base)+decided(t, b.base) == 4
 	})
-	waitFor(t, "the connected event", func() bool { return len(hooks.of("shop", "tenant.connected")) >= 1 })
+	testwait.For(t, "the connected event", func() bool { return len(hooks.of("shop", "tenant.connected")) >= 1 })
 
 	if got := do(t, "DELETE", b.base+"/_sidekey/admin/connections/shop", nil, nil); got.status != 200 {
 		t.Fatalf("disconnect: %d %s", got.status, got.body)
 	}
-	waitFor(t, "the disconnected event", func() bool { return len(hooks.of("shop", "tenant.disconnected")) >= 1 })
+	testwait.For(t, "the disconnected event", func() bool { return len(hooks.of("shop", "tenant.disconnected")) >= 1 })
 	// Delivery is ordered per endpoint: the disconnect went out after
 	// anything still queued for the earlier events.
-	waitFor(t, "every delivery to finish", func() bool {
+	testwait.For(t, "every delivery to finish", func() bool {
 		return webhookStatus(t, a.base).Deliveries["success"]+webhookStatus(t, b.base).Deliveries["success"] == uint64(len(hooks.all()))
 	})
 
@@ -249,7 +250,7 @@ func TestWebhookRefreshFailingNamesTheErrorNotTheSecret(t *testing.T) {
 	if got := get(t, r.base+"/eu-simple/v1/cart/1"); got.status != http.StatusServiceUnavailable {
 		t.Fatalf("with a rejected secret: %d %s", got.status, got.body)
 	}
-	waitFor(t, "the refresh_failing event", func() bool { return len(hooks.of("eu-simple", "tenant.refresh_failing")) == 1 })
+	testwait.For(t, "the refresh_failing event", func() bool { return len(hooks.of("eu-simple", "tenant.refresh_failing")) == 1 })
 	e := hooks.of("eu-simple", "tenant.refresh_failing")[0]
 	if !strings.Contains(e.Raw, "invalid_client") || e.State != "error" {
 		t.Errorf("event %s: want state error and the platform's invalid_client", e.Raw)

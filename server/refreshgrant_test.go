@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sidekey/sidekey/config"
+	"github.com/sidekey/sidekey/internal/testwait"
 	"github.com/sidekey/sidekey/providers/providertest"
 )
 
@@ -28,7 +29,7 @@ func rotateThrough(t *testing.T, sim *providertest.OAuth2, n int64, bases ...str
 	t.Helper()
 	want := sim.RefreshRequests() + n
 	i := 0
-	waitFor(t, "refresh token rotations", func() bool {
+	testwait.For(t, "refresh token rotations", func() bool {
 		i++
 		if got := get(t, bases[i%len(bases)]+"/gen/v1/items"); got.status != 200 {
 			t.Fatalf("request %d through %s: %d %s", i, bases[i%len(bases)], got.status, got.body)

@@ -162,6 +162,7 @@ func New(opts Options) (*Server, error) {
 		Observer:         s.metrics,
 		TokenUnavailable: s.tokenUnavailable,
 		AllowUpgrade:     s.allowUpgrade,
+		Admit:            s.admitProxied,
 		CallerKeyHeader:  cfg.CallerKeyHeader, // bound at start, see Reload
 	})
 	s.handler = refuseAmbiguousFraming(s.guarded(s.routes()))
@@ -241,18 +242,16 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("POST /_sidekey/admin/connections", s.adminOnly(http.HandlerFunc(s.createConnection)))
 	s.consoleRoutes(mux)
 	mux.HandleFunc("/_sidekey/", func(w http.ResponseWriter, r *http.Request) {
-		proxy.WriteError(w, http.StatusNotFound, "not_found", "", "no such sidekey endpoint", 0)
+		proxy.WriteError(w, http.StatusNotFound, proxy.CodeNotFound, "", "no such sidekey endpoint", 0)
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.RequestURI, "/_sidekey/") {
 			mux.ServeHTTP(w, r)
 			return
 		}
-		// Configured callers are enforced on every listener: loopback
-		// only means that none are required.
-		if cs := s.live.Load().callers; cs != nil && !cs.admit(w, r, s.appOf) {
-			return
-		}
+		// Configured callers are enforced on every listener (loopback
+		// only means that none are required): by the proxy, through
+		// Options.Admit, once it has parsed the target.
 		s.proxy.ServeHTTP(w, r)
 	})
 }

@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/sidekey/sidekey/config"
+	"github.com/sidekey/sidekey/internal/testwait"
 	"github.com/sidekey/sidekey/providers/providertest"
 	"github.com/sidekey/sidekey/server"
 )
@@ -191,7 +192,7 @@ func TestRefreshAheadNeverBlocksTraffic(t *testing.T) {
 	release := sim.HoldTokenRequests()
 	var releaseOnce sync.Once
 	t.Cleanup(func() { releaseOnce.Do(release) })
-	waitFor(t, "the refresh ahead to reach the held token endpoint", func() bool { return sim.TokenRequestsHeld() > 0 })
+	testwait.For(t, "the refresh ahead to reach the held token endpoint", func() bool { return sim.TokenRequestsHeld() > 0 })
 	issued := sim.TokenRequests()
 
 	var failures, total atomic.Int64
@@ -228,7 +229,7 @@ func TestRefreshAheadNeverBlocksTraffic(t *testing.T) {
 	}
 
 	releaseOnce.Do(release)
-	waitFor(t, "the released refresh to be served", func() bool {
+	testwait.For(t, "the released refresh to be served", func() bool {
 		return fetchOK(http.DefaultClient, r.base+"/shop/v1/cart/1") && sim.LastAPIRequest().Header.Get("Authorization") != first
 	})
 }
@@ -458,7 +459,7 @@ func TestGracefulShutdownDrainsInFlight(t *testing.T) {
 		result <- reply{status: resp.StatusCode, body: string(b)}
 	}()
 	// Wait until the request is at the upstream, then shut down.
-	waitFor(t, "the request to reach the upstream", func() bool { return sim.APIRequests() >= 2 })
+	testwait.For(t, "the request to reach the upstream", func() bool { return sim.APIRequests() >= 2 })
 	if err := r.stop(); err != nil {
 		t.Fatalf("shutdown: %v", err)
 	}

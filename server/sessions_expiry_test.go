@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sidekey/sidekey/config"
+	"github.com/sidekey/sidekey/internal/testwait"
 	"github.com/sidekey/sidekey/server"
 	"github.com/sidekey/sidekey/store"
 )
@@ -51,7 +52,7 @@ func TestSessionsEndIdleOrWithTheirGrant(t *testing.T) {
 	if status, _ := whoAmI(t, base, "shop", busy); status != 200 {
 		t.Fatalf("busy session: %d", status)
 	}
-	waitFor(t, "the busy session's last use to be stored", func() bool {
+	testwait.For(t, "the busy session's last use to be stored", func() bool {
 		for _, key := range keysUnder(t, st, "sessions/shop/") {
 			b, _ := st.Load(context.Background(), key)
 			var rec struct {

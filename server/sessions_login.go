@@ -30,13 +30,6 @@ const ticketTTL = 60 * time.Second
 // ticketParam is the query parameter that carries the ticket to return_to.
 const ticketParam = "sidekey_ticket"
 
-// codeTicketInvalid answers a ticket that is malformed, unknown, used or
-// expired (400).
-const codeTicketInvalid = "ticket_invalid"
-
-// codeReturnToRefused answers a login whose return_to is not allowed (400).
-const codeReturnToRefused = "return_to_not_allowed"
-
 // ticketRecord is a completed login waiting for the app to redeem it
 // (sealed like every value; the ticket itself is stored only as a hash).
 type ticketRecord struct {
@@ -71,12 +64,12 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	conf := sessionsConf(t)
 	if conf == nil || t.spec.AuthCode == nil {
-		proxy.WriteError(w, http.StatusNotFound, "sessions_not_enabled", name, "tenant "+name+" has no per-customer sessions", 0)
+		proxy.WriteError(w, http.StatusNotFound, proxy.CodeSessionsNotEnabled, name, "tenant "+name+" has no per-customer sessions", 0)
 		return
 	}
 	returnTo := r.URL.Query().Get("return_to")
 	if !conf.ReturnAllowed(returnTo) {
-		proxy.WriteError(w, http.StatusBadRequest, codeReturnToRefused, name,
+		proxy.WriteError(w, http.StatusBadRequest, proxy.CodeReturnToNotAllowed, name,
 			"return_to must be an absolute URL under one of tenants."+name+".sessions.return_to", 0)
 		return
 	}
@@ -144,49 +137,49 @@ func (s *Server) redeem(w http.ResponseWriter, r *http.Request) {
 	}
 	hash, ok := handleHash(body.Ticket)
 	if !ok {
-		proxy.WriteError(w, http.StatusBadRequest, codeTicketInvalid, "", "not a sidekey ticket", 0)
+		proxy.WriteError(w, http.StatusBadRequest, proxy.CodeTicketInvalid, "", "not a sidekey ticket", 0)
 		return
 	}
 	key := ticketPrefix + hash
 	b, err := s.store.Load(r.Context(), key)
 	if errors.Is(err, fs.ErrNotExist) {
-		proxy.WriteError(w, http.StatusBadRequest, codeTicketInvalid, "", "unknown or already redeemed ticket", 0)
+		proxy.WriteError(w, http.StatusBadRequest, proxy.CodeTicketInvalid, "", "unknown or already redeemed ticket", 0)
 		return
 	}
 	if err != nil {
-		proxy.WriteError(w, http.StatusServiceUnavailable, "store_unavailable", "", "the token store is unavailable", 5*time.Second)
+		proxy.WriteError(w, http.StatusServiceUnavailable, proxy.CodeStoreUnavailable, "", "the token store is unavailable", 5*time.Second)
 		return
 	}
 	var rec ticketRecord
 	if err := json.Unmarshal(b, &rec); err != nil {
-		proxy.WriteError(w, http.StatusBadRequest, codeTicketInvalid, "", "unreadable ticket", 0)
+		proxy.WriteError(w, http.StatusBadRequest, proxy.CodeTicketInvalid, "", "unreadable ticket", 0)
 		return
 	}
 	if !s.admitCaller(w, r, rec.Tenant) {
 		return
 	}
 	if b, err = s.store.Take(r.Context(), key); err != nil {
-		proxy.WriteError(w, http.StatusBadRequest, codeTicketInvalid, "", "unknown or already redeemed ticket", 0)
+		proxy.WriteError(w, http.StatusBadRequest, proxy.CodeTicketInvalid, "", "unknown or already redeemed ticket", 0)
 		return
 	}
 	if err := json.Unmarshal(b, &rec); err != nil {
-		proxy.WriteError(w, http.StatusBadRequest, codeTicketInvalid, "", "unreadable ticket", 0)
+		proxy.WriteError(w, http.StatusBadRequest, proxy.CodeTicketInvalid, "", "unreadable ticket", 0)
 		return
 	}
 	if s.now().Sub(rec.Issued) > ticketTTL {
 		s.revokeOrphan(r.Context(), &rec)
-		proxy.WriteError(w, http.StatusBadRequest, codeTicketInvalid, rec.Tenant, "the ticket expired (tickets last 60 seconds): log in again", 0)
+		proxy.WriteError(w, http.StatusBadRequest, proxy.CodeTicketInvalid, rec.Tenant, "the ticket expired (tickets last 60 seconds): log in again", 0)
 		return
 	}
 	t, ok := s.tenantNamed(rec.Tenant)
 	if !ok || sessionsConf(t) == nil || t.spec.AuthCode == nil {
-		proxy.WriteError(w, http.StatusBadRequest, codeTicketInvalid, rec.Tenant, "the ticket's tenant no longer has sessions", 0)
+		proxy.WriteError(w, http.StatusBadRequest, proxy.CodeTicketInvalid, rec.Tenant, "the ticket's tenant no longer has sessions", 0)
 		return
 	}
 	handle, expiry, err := s.sessions.create(r.Context(), rec.Tenant, t, rec.token())
 	if err != nil {
 		s.log.Error("creating a session failed", zap.String("tenant", rec.Tenant), zap.Error(err))
-		proxy.WriteError(w, http.StatusServiceUnavailable, "store_unavailable", rec.Tenant, "the token store is unavailable; log in again", 5*time.Second)
+		proxy.WriteError(w, http.StatusServiceUnavailable, proxy.CodeStoreUnavailable, rec.Tenant, "the token store is unavailable; log in again", 5*time.Second)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"session": handle, "tenant": rec.Tenant, "expiry": expiry})
@@ -214,7 +207,7 @@ func (s *Server) endSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		proxy.WriteError(w, http.StatusServiceUnavailable, "store_unavailable", "", "the token store is unavailable", 5*time.Second)
+		proxy.WriteError(w, http.StatusServiceUnavailable, proxy.CodeStoreUnavailable, "", "the token store is unavailable", 5*time.Second)
 		return
 	}
 	if !s.admitCaller(w, r, name) {
@@ -224,14 +217,14 @@ func (s *Server) endSession(w http.ResponseWriter, r *http.Request) {
 	if back == "" {
 		back = sessionsConf(t).ReturnTo[0]
 	} else if !sessionsConf(t).ReturnAllowed(back) {
-		proxy.WriteError(w, http.StatusBadRequest, codeReturnToRefused, name,
+		proxy.WriteError(w, http.StatusBadRequest, proxy.CodeReturnToNotAllowed, name,
 			"return_to must be an absolute URL under one of tenants."+name+".sessions.return_to", 0)
 		return
 	}
 	revoked, tok, err := s.revokeSession(r.Context(), name, t, hash)
 	if err != nil {
 		s.log.Warn("logging a customer out at the platform failed", zap.String("tenant", name), zap.Error(err))
-		proxy.WriteError(w, http.StatusBadGateway, "revoke_failed", name, "the platform did not log the customer out; the session is kept, try again: "+err.Error(), 0)
+		proxy.WriteError(w, http.StatusBadGateway, proxy.CodeRevokeFailed, name, "the platform did not log the customer out; the session is kept, try again: "+err.Error(), 0)
 		return
 	}
 	s.sessions.remove(context.WithoutCancel(r.Context()), name, hash)
@@ -315,7 +308,5 @@ func (s *Server) admitCaller(w http.ResponseWriter, r *http.Request, tenant stri
 	if cs == nil {
 		return true
 	}
-	as := r.Clone(r.Context())
-	as.URL.Path = "/" + tenant + "/"
-	return cs.admit(w, as, s.appOf)
+	return cs.admit(w, r, tenant, s.appOf)
 }

@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sidekey/sidekey/config"
+	"github.com/sidekey/sidekey/internal/testwait"
 	"github.com/sidekey/sidekey/providers/providertest"
 	"github.com/sidekey/sidekey/server"
 	"github.com/sidekey/sidekey/store"
@@ -184,7 +185,7 @@ func TestSessionsTwoCustomersEndToEnd(t *testing.T) {
 			t.Errorf("after restart, session of %s: %d as %q; want 200", c.subject, status, sub)
 		}
 	}
-	waitFor(t, "the session count", func() bool { return strings.Contains(get(t, r.base+"/_sidekey/status").body, `"sessions": 2`) })
+	testwait.For(t, "the session count", func() bool { return strings.Contains(get(t, r.base+"/_sidekey/status").body, `"sessions": 2`) })
 	// The tenant has no token of its own to connect: it is in state
 	// sessions, never consent_required (no webhook, no console prompt).
 	if body := get(t, r.base+"/_sidekey/status").body; !strings.Contains(body, `"state": "sessions"`) || strings.Contains(body, "consent_required") {

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sidekey/sidekey/internal/testwait"
 )
 
 // Highly available Redis topologies for tests, all real processes on
@@ -169,20 +171,12 @@ func (s *redisServer) pause() {
 func (s *redisServer) resume() { s.cmd.Process.Signal(syscall.SIGCONT) }
 
 // waitForRedis polls cond, each call with its own short deadline, until it
-// holds or 30 s pass.
+// holds or 30 s pass (a failover takes longer than testwait.Timeout).
 func waitForRedis(t *testing.T, what string, cond func(ctx context.Context) bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testwait.Within(t, 30*time.Second, what, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		ok := cond(ctx)
-		cancel()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond) // polling interval, bounded by the deadline
-	}
+		defer cancel()
+		return cond(ctx)
+	})
 }

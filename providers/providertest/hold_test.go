@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sidekey/sidekey/internal/testwait"
 )
 
 // refreshRequest is a refresh_token grant for rt at o's token endpoint.
@@ -39,12 +41,12 @@ func TestHeldTokenRequestWaitsAndADepartedOneIsNeverProcessed(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := sendRefresh(ctx, o, "rt-1")
 	// The request reaches the endpoint and is held there.
-	waitFor(t, "the request to be held", func() bool { return o.TokenRequestsHeld() == 1 })
+	testwait.For(t, "the request to be held", func() bool { return o.TokenRequestsHeld() == 1 })
 	cancel() // the client goes away while held
 	if err := <-errc; err == nil {
 		t.Fatal("a cancelled request got an answer")
 	}
-	waitFor(t, "the held request to be dropped", func() bool { return o.TokenRequestsDropped() == 1 })
+	testwait.For(t, "the held request to be dropped", func() bool { return o.TokenRequestsDropped() == 1 })
 	release()
 	if !o.ValidRefreshToken("rt-1") || o.RefreshRequests() != 0 {
 		t.Fatalf("the dropped request was processed: rt-1 valid %v, %d refreshes", o.ValidRefreshToken("rt-1"), o.RefreshRequests())
@@ -53,18 +55,6 @@ func TestHeldTokenRequestWaitsAndADepartedOneIsNeverProcessed(t *testing.T) {
 	status, body := postToken(t, o.TokenURL(), url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"rt-1"}}, false, "sim-client", "sim-secret")
 	if status != 200 || o.RefreshReuse() != 0 {
 		t.Errorf("rt-1 after release: %d %v, reuse %d; want 200 and no reuse", status, body, o.RefreshReuse())
-	}
-}
-
-// waitFor polls cond until it holds, failing after 10 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
 	}
 }
 
