@@ -72,7 +72,7 @@ const minRetiring = 64
 // the least recently used engine is stopped when the bound is reached. The
 // store keeps every connection; memory holds only the active ones.
 type registry struct {
-	s       *Server
+	opts    registryOptions
 	loaded  *lru.Cache[string, *tenant]
 	missing *lru.Cache[string, time.Time] // names that are no connection, until the time given
 
@@ -97,11 +97,45 @@ type load struct {
 	err  error
 }
 
-func newRegistry(s *Server, size int) *registry {
-	r := &registry{s: s, loading: map[string]*load{}, retiring: list.New(), maxRetiring: max(size/4, minRetiring)}
-	r.loaded, _ = lru.NewWithEvict(max(size, 1), func(name string, t *tenant) {
-		s.metrics.evictions.Inc()
-		s.metrics.forget(name)
+// registryOptions is what a registry needs from its server.
+type registryOptions struct {
+	// MaxActive is engine.max_active: the most connections loaded at once.
+	MaxActive int
+	// Read loads a connection from the store; fs.ErrNotExist when there is
+	// none. Required.
+	Read func(ctx context.Context, name string) (*connection, error)
+	// Build makes a connection's running tenant (its engine started).
+	// Required.
+	Build func(c *connection) (*tenant, error)
+	// Loaded is called after a connection was loaded. Default: nothing.
+	Loaded func()
+	// Evicted is called when a connection leaves the LRU for the bound,
+	// before its engine retires (metrics count it and forget its series).
+	// Default: nothing.
+	Evicted func(name string)
+	// Logger receives connections that failed to load. Default: nop.
+	Logger *zap.Logger
+	// Now is the clock of the negative cache. Default: time.Now.
+	Now func() time.Time
+}
+
+// newRegistry returns an empty registry for opts.
+func newRegistry(opts registryOptions) *registry {
+	if opts.Loaded == nil {
+		opts.Loaded = func() {}
+	}
+	if opts.Evicted == nil {
+		opts.Evicted = func(string) {}
+	}
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	r := &registry{opts: opts, loading: map[string]*load{}, retiring: list.New(), maxRetiring: max(opts.MaxActive/4, minRetiring)}
+	r.loaded, _ = lru.NewWithEvict(max(opts.MaxActive, 1), func(name string, t *tenant) {
+		opts.Evicted(name)
 		r.retire(t)
 	})
 	r.missing, _ = lru.New[string, time.Time](10000)
@@ -172,7 +206,7 @@ func (r *registry) closeAll() []*tenant {
 // negativeTTL ago.
 func (r *registry) isMissing(name string) bool {
 	until, ok := r.missing.Get(name)
-	if ok && r.s.now().After(until) {
+	if ok && r.opts.Now().After(until) {
 		r.missing.Remove(name)
 		return false
 	}
@@ -205,7 +239,7 @@ func (r *registry) get(name string) (*tenant, bool) {
 	<-l.done
 	if l.err != nil {
 		if !errors.Is(l.err, fs.ErrNotExist) {
-			r.s.log.Warn("loading a connection failed", zap.String("tenant", name), zap.Error(l.err))
+			r.opts.Logger.Warn("loading a connection failed", zap.String("tenant", name), zap.Error(l.err))
 		}
 		return nil, false
 	}
@@ -219,20 +253,20 @@ func (r *registry) load(name string) (*tenant, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, err := r.s.readConnection(ctx, name)
+	c, err := r.opts.Read(ctx, name)
 	if errors.Is(err, fs.ErrNotExist) {
-		r.missing.Add(name, r.s.now().Add(negativeTTL))
+		r.missing.Add(name, r.opts.Now().Add(negativeTTL))
 		return nil, err
 	}
 	if err != nil {
 		return nil, err
 	}
-	t, err := r.s.connectionTenant(c)
+	t, err := r.opts.Build(c)
 	if err != nil {
 		return nil, err
 	}
 	r.loaded.Add(name, t)
-	r.s.metrics.loads.Inc()
+	r.opts.Loaded()
 	return t, nil
 }
 
@@ -246,11 +280,11 @@ func (r *registry) transient(name string) (t *tenant, done func(), err error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, err := r.s.readConnection(ctx, name)
+	c, err := r.opts.Read(ctx, name)
 	if err != nil {
 		return nil, nil, err
 	}
-	if t, err = r.s.connectionTenant(c); err != nil {
+	if t, err = r.opts.Build(c); err != nil {
 		return nil, nil, err
 	}
 	return t, t.engine.Close, nil

@@ -135,7 +135,18 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = newMetrics(s.statusMap)
-	s.conns = newRegistry(s, cfg.Engine.MaxActive)
+	s.conns = newRegistry(registryOptions{
+		MaxActive: cfg.Engine.MaxActive,
+		Read:      s.readConnection,
+		Build:     s.connectionTenant,
+		Loaded:    s.metrics.loads.Inc,
+		Evicted: func(name string) {
+			s.metrics.evictions.Inc()
+			s.metrics.forget(name)
+		},
+		Logger: s.log,
+		Now:    s.now,
+	})
 	s.metrics.reg.MustRegister(s.engineGauges()...)
 	s.sessions = newSessions(s)
 	s.metrics.reg.MustRegister(s.sessions)

@@ -1,4 +1,4 @@
-package server
+package tlsserve
 
 import (
 	"crypto/tls"

@@ -1,4 +1,4 @@
-package server
+package tlsserve
 
 import (
 	"context"
@@ -59,7 +59,7 @@ var _ certmagic.Storage = (*acmeStorage)(nil)
 // Store implements certmagic.Storage.
 func (a *acmeStorage) Store(ctx context.Context, key string, value []byte) error {
 	if err := a.st.Store(ctx, acmeStoreKey(key), sealEnvelope(a.now(), value)); err != nil {
-		return fmt.Errorf("server: acme storage: %w", err)
+		return fmt.Errorf("tlsserve: acme storage: %w", err)
 	}
 	return nil
 }
@@ -75,11 +75,11 @@ func (a *acmeStorage) Load(ctx context.Context, key string) ([]byte, error) {
 func (a *acmeStorage) load(ctx context.Context, key string) (time.Time, []byte, error) {
 	raw, err := a.st.Load(ctx, acmeStoreKey(key))
 	if err != nil {
-		return time.Time{}, nil, fmt.Errorf("server: acme storage: %w", err)
+		return time.Time{}, nil, fmt.Errorf("tlsserve: acme storage: %w", err)
 	}
 	modified, value, err := openEnvelope(raw)
 	if err != nil {
-		return time.Time{}, nil, fmt.Errorf("server: acme storage: key %q: %w", key, err)
+		return time.Time{}, nil, fmt.Errorf("tlsserve: acme storage: key %q: %w", key, err)
 	}
 	return modified, value, nil
 }
@@ -89,11 +89,11 @@ func (a *acmeStorage) load(ctx context.Context, key string) (time.Time, []byte, 
 func (a *acmeStorage) Delete(ctx context.Context, key string) error {
 	under, err := a.st.List(ctx, acmeStoreKey(key)+"/")
 	if err != nil {
-		return fmt.Errorf("server: acme storage: %w", err)
+		return fmt.Errorf("tlsserve: acme storage: %w", err)
 	}
 	for _, k := range append(under, acmeStoreKey(key)) {
 		if err := a.st.Delete(ctx, k); err != nil {
-			return fmt.Errorf("server: acme storage: %w", err)
+			return fmt.Errorf("tlsserve: acme storage: %w", err)
 		}
 	}
 	return nil
@@ -118,10 +118,10 @@ func (a *acmeStorage) Stat(ctx context.Context, key string) (certmagic.KeyInfo, 
 	}
 	under, err := a.st.List(ctx, acmeStoreKey(key)+"/")
 	if err != nil {
-		return certmagic.KeyInfo{}, fmt.Errorf("server: acme storage: %w", err)
+		return certmagic.KeyInfo{}, fmt.Errorf("tlsserve: acme storage: %w", err)
 	}
 	if len(under) == 0 {
-		return certmagic.KeyInfo{}, fmt.Errorf("server: acme storage: no key %q: %w", key, fs.ErrNotExist)
+		return certmagic.KeyInfo{}, fmt.Errorf("tlsserve: acme storage: no key %q: %w", key, fs.ErrNotExist)
 	}
 	return certmagic.KeyInfo{Key: key, IsTerminal: false}, nil
 }
@@ -138,7 +138,7 @@ func (a *acmeStorage) List(ctx context.Context, dir string, recursive bool) ([]s
 	}
 	keys, err := a.st.List(ctx, prefix)
 	if err != nil {
-		return nil, fmt.Errorf("server: acme storage: %w", err)
+		return nil, fmt.Errorf("tlsserve: acme storage: %w", err)
 	}
 	seen := make(map[string]bool)
 	var names []string
@@ -156,7 +156,7 @@ func (a *acmeStorage) List(ctx context.Context, dir string, recursive bool) ([]s
 			seen[rel] = true
 			name, err := unescapeACMEKey(rel)
 			if err != nil {
-				return nil, fmt.Errorf("server: acme storage: store key %q: %w", k, err)
+				return nil, fmt.Errorf("tlsserve: acme storage: store key %q: %w", k, err)
 			}
 			if dir != "" {
 				name = dir + "/" + name
@@ -165,7 +165,7 @@ func (a *acmeStorage) List(ctx context.Context, dir string, recursive bool) ([]s
 		}
 	}
 	if len(names) == 0 {
-		return nil, fmt.Errorf("server: acme storage: nothing under %q: %w", dir, fs.ErrNotExist)
+		return nil, fmt.Errorf("tlsserve: acme storage: nothing under %q: %w", dir, fs.ErrNotExist)
 	}
 	slices.Sort(names)
 	return names, nil
@@ -177,7 +177,7 @@ func (a *acmeStorage) List(ctx context.Context, dir string, recursive bool) ([]s
 func (a *acmeStorage) Lock(ctx context.Context, name string) error {
 	unlock, err := a.st.Lock(ctx, acmeStoreKey(name))
 	if err != nil {
-		return fmt.Errorf("server: acme storage: lock %q: %w", name, err)
+		return fmt.Errorf("tlsserve: acme storage: lock %q: %w", name, err)
 	}
 	a.mu.Lock()
 	stale := a.held[name]
@@ -201,7 +201,7 @@ func (a *acmeStorage) Unlock(_ context.Context, name string) error {
 	delete(a.held, name)
 	a.mu.Unlock()
 	if !ok {
-		return fmt.Errorf("server: acme storage: unlock %q: not locked", name)
+		return fmt.Errorf("tlsserve: acme storage: unlock %q: not locked", name)
 	}
 	unlock()
 	return nil

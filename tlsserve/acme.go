@@ -1,4 +1,4 @@
-package server
+package tlsserve
 
 import (
 	"context"
@@ -19,11 +19,11 @@ import (
 // config that serves them and answers TLS-ALPN-01 challenges. certmagic
 // keeps renewing them until ctx is done. No certmagic package default is
 // used: the cache, config and issuer are all built here.
-func (s *Server) acmeTLSConfig(ctx context.Context, ln net.Listener) (*tls.Config, error) {
-	t := s.cfg.TLS
+func acmeTLSConfig(ctx context.Context, ln net.Listener, opts Options) (*tls.Config, error) {
+	t := opts.TLS
 	if t.Email == "" {
 		// certmagic would prompt for one on stdin.
-		return nil, errors.New("server: tls.email is required with tls.mode acme")
+		return nil, errors.New("tlsserve: tls.email is required with tls.mode acme")
 	}
 	var roots *x509.CertPool
 	if t.CARootFile != "" {
@@ -32,8 +32,8 @@ func (s *Server) acmeTLSConfig(ctx context.Context, ln net.Listener) (*tls.Confi
 			return nil, err
 		}
 	}
-	log := s.log.Named("acme")
-	storage := s.acmeStorage(log)
+	log := opts.Logger.Named("acme")
+	storage := acmeStorageFor(opts, log)
 
 	var magic *certmagic.Config
 	cache := certmagic.NewCache(certmagic.CacheOptions{
@@ -45,7 +45,7 @@ func (s *Server) acmeTLSConfig(ctx context.Context, ln net.Listener) (*tls.Confi
 		Logger:            log,
 		DefaultServerName: t.Domains[0], // for clients that send no SNI, e.g. probes by IP
 	})
-	listenHost, _, _ := net.SplitHostPort(s.cfg.Listen)
+	listenHost, _, _ := net.SplitHostPort(opts.Listen)
 	magic.Issuers = []certmagic.Issuer{certmagic.NewACMEIssuer(magic, certmagic.ACMEIssuer{
 		CA:           t.CA,
 		Email:        t.Email,
@@ -68,7 +68,7 @@ func (s *Server) acmeTLSConfig(ctx context.Context, ln net.Listener) (*tls.Confi
 	stop()
 	if err != nil {
 		cache.Stop()
-		return nil, fmt.Errorf("server: tls acme: certificate for %v from %s: %w", t.Domains, t.CA, err)
+		return nil, fmt.Errorf("tlsserve: tls acme: certificate for %v from %s: %w", t.Domains, t.CA, err)
 	}
 	go func() {
 		<-ctx.Done()
@@ -78,16 +78,16 @@ func (s *Server) acmeTLSConfig(ctx context.Context, ln net.Listener) (*tls.Confi
 	return tc, nil
 }
 
-// acmeStorage is where certmagic keeps certificates, the ACME account,
+// acmeStorageFor is where certmagic keeps certificates, the ACME account,
 // challenge data and locks. With the redis store it is that shared store
 // (sealed like tokens), so replicas obtain a certificate once and share it;
 // otherwise it is {storage.path}/acme, this process's own.
-func (s *Server) acmeStorage(log *zap.Logger) certmagic.Storage {
-	if s.cfg.Storage.Type == "redis" {
+func acmeStorageFor(opts Options, log *zap.Logger) certmagic.Storage {
+	if opts.Storage.Type == "redis" {
 		log.Info("ACME certificates, account and locks are kept in the shared redis store", zap.String("key_prefix", acmePrefix))
-		return newACMEStorage(s.store, s.now)
+		return newACMEStorage(opts.Store, opts.Now)
 	}
-	dir := filepath.Join(s.cfg.Storage.Path, "acme")
+	dir := filepath.Join(opts.Storage.Path, "acme")
 	log.Info("ACME certificates and account are kept in this process's directory", zap.String("dir", dir))
 	return &certmagic.FileStorage{Path: dir}
 }

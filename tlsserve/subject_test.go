@@ -1,4 +1,4 @@
-package server
+package tlsserve
 
 import (
 	"crypto/ecdsa"
@@ -77,7 +77,7 @@ func TestCertSubjectIsOpensslRFC2253(t *testing.T) {
 		if err != nil {
 			t.Fatalf("case %d: %v", i, err)
 		}
-		if got := certSubject(cert); got != tt.want {
+		if got := CertSubject(cert); got != tt.want {
 			t.Errorf("case %d: got %q; want %q", i, got, tt.want)
 		}
 	}

@@ -1,4 +1,4 @@
-package server
+package tlsserve
 
 import (
 	"crypto/tls"
@@ -85,16 +85,16 @@ func (c *certFiles) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, erro
 func (c *certFiles) load() (*tls.Certificate, error) {
 	certPEM, err := os.ReadFile(c.opts.CertFile)
 	if err != nil {
-		return nil, fmt.Errorf("server: tls.cert_file: %w", err)
+		return nil, fmt.Errorf("tlsserve: tls.cert_file: %w", err)
 	}
 	keyPEM, err := os.ReadFile(c.opts.KeyFile)
 	if err != nil {
-		return nil, fmt.Errorf("server: tls.key_file: %w", err)
+		return nil, fmt.Errorf("tlsserve: tls.key_file: %w", err)
 	}
 	// The error of X509KeyPair never quotes the key material.
 	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
-		return nil, fmt.Errorf("server: tls.cert_file %s with tls.key_file %s: %w", c.opts.CertFile, c.opts.KeyFile, err)
+		return nil, fmt.Errorf("tlsserve: tls.cert_file %s with tls.key_file %s: %w", c.opts.CertFile, c.opts.KeyFile, err)
 	}
 	return &cert, nil
 }

@@ -1,4 +1,4 @@
-package server
+package tlsserve
 
 import (
 	"crypto/x509"
@@ -9,7 +9,7 @@ import (
 	"unicode/utf8"
 )
 
-// certSubject is cert's subject as `openssl x509 -noout -subject -nameopt
+// CertSubject is cert's subject as `openssl x509 -noout -subject -nameopt
 // RFC2253` prints it (without "subject="), which is how callers'
 // cert_subject is written: the attributes last to first, joined by ','
 // ('+' within a multi-valued RDN), openssl's short names (CN, O, OU, C, ST, L,
@@ -21,7 +21,7 @@ import (
 // attributes (a certificate made with -subj /CN=billing/O=Acme is
 // "O=Acme,CN=billing" to openssl but "CN=billing,O=Acme" to Go) and names
 // fewer of them.
-func certSubject(cert *x509.Certificate) string {
+func CertSubject(cert *x509.Certificate) string {
 	var rdns []rdnSET
 	if rest, err := asn1.Unmarshal(cert.RawSubject, &rdns); err != nil || len(rest) > 0 {
 		return cert.Subject.String() // unreachable for a certificate x509 parsed
