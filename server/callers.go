@@ -9,6 +9,7 @@ import (
 
 	"github.com/sidekey/sidekey/config"
 	"github.com/sidekey/sidekey/proxy"
+	"github.com/sidekey/sidekey/tlsserve"
 )
 
 // callerSet authenticates callers on any listener (configured callers are
@@ -19,7 +20,7 @@ import (
 // secret bytes. It is read-only once built, so safe for concurrent use.
 type callerSet struct {
 	byHash    map[[sha256.Size]byte]*callerEntry
-	bySubject map[string]*callerEntry // by certSubject of the client certificate
+	bySubject map[string]*callerEntry // by tlsserve.CertSubject of the client certificate
 	header    string                  // the caller key header
 	bearer    bool                    // the key must follow "Bearer " (Proxy-Authorization)
 	askKey    string                  // the 401 message for a request with no credential
@@ -106,7 +107,7 @@ func (cs *callerSet) identify(w http.ResponseWriter, r *http.Request) (*callerEn
 	var subject string
 	certified := r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0
 	if certified {
-		subject = certSubject(r.TLS.VerifiedChains[0][0])
+		subject = tlsserve.CertSubject(r.TLS.VerifiedChains[0][0])
 		if e := cs.bySubject[subject]; e != nil {
 			return e, true
 		}
@@ -115,7 +116,7 @@ func (cs *callerSet) identify(w http.ResponseWriter, r *http.Request) (*callerEn
 	switch {
 	case !ok && certified:
 		// The subject is not secret, and naming it as cert_subject takes it
-		// lets an operator copy it (certSubject escapes every control and
+		// lets an operator copy it (tlsserve.CertSubject escapes every control and
 		// non-ASCII character).
 		proxy.WriteError(w, http.StatusUnauthorized, proxy.CodeCallerUnauthorized, "",
 			`the client certificate subject "`+subject+`" is not a configured caller (cert_subject)`, 0)

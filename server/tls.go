@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"crypto/x509"
 	"net"
 
 	"github.com/sidekey/sidekey/tlsserve"
@@ -22,7 +21,3 @@ func (s *Server) wrapTLS(ctx context.Context, ln net.Listener) (net.Listener, er
 		Now:     s.now,
 	})
 }
-
-// certSubject is tlsserve.CertSubject: a verified client certificate's
-// subject as callers' cert_subject is written.
-func certSubject(cert *x509.Certificate) string { return tlsserve.CertSubject(cert) }

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/sidekey/sidekey/config"
+	"github.com/sidekey/sidekey/internal/testwait"
 )
 
 // TestClientCAFileReloads: a rotated tls.client_ca_file is picked up
@@ -54,13 +55,13 @@ func TestClientCAFileReloads(t *testing.T) {
 	}
 
 	writeAtomic(t, caFile, newCA.pem)
-	waitFor(t, "the rotated CA to be trusted", func() bool { return status(newCert) == 200 })
+	testwait.For(t, "the rotated CA to be trusted", func() bool { return status(newCert) == 200 })
 	if got := status(oldCert); got != 0 {
 		t.Errorf("a certificate of the replaced CA: %d; want a failed handshake", got)
 	}
 
 	writeAtomic(t, caFile, []byte("not a certificate"))
-	waitFor(t, "the broken file to be noticed", func() bool {
+	testwait.For(t, "the broken file to be noticed", func() bool {
 		status(nil) // a handshake looks at the file
 		return logs.FilterMessageSnippet("client CA file was not loaded").Len() > 0
 	})

@@ -24,6 +24,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/sidekey/sidekey/config"
+	"github.com/sidekey/sidekey/internal/testwait"
 	"github.com/sidekey/sidekey/server"
 )
 
@@ -126,18 +127,6 @@ func servedSerial(addr string) (*big.Int, error) {
 	return conn.ConnectionState().PeerCertificates[0].SerialNumber, nil
 }
 
-// waitFor polls cond every 50ms until it holds or 10s pass.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond) // poll interval, not a stand-in for a condition
-	}
-}
-
 func filesConfig(certFile, keyFile string) *config.Config {
 	return &config.Config{TLS: config.TLS{Mode: "files", CertFile: certFile, KeyFile: keyFile}}
 }
@@ -194,7 +183,7 @@ func TestTLSFilesServesHTTP2AndReloadsChangedFiles(t *testing.T) {
 
 	// New files: new connections get the new certificate.
 	second.install(t, certFile, keyFile)
-	waitFor(t, "the replaced certificate to be served", func() bool {
+	testwait.For(t, "the replaced certificate to be served", func() bool {
 		serial, err := servedSerial(addr)
 		return err == nil && serial.Cmp(second.leaf.SerialNumber) == 0
 	})
@@ -207,7 +196,7 @@ func TestTLSFilesServesHTTP2AndReloadsChangedFiles(t *testing.T) {
 	// A broken pair (the first certificate with the second key) is logged
 	// and the second certificate stays.
 	writeAtomic(t, certFile, first.certPEM)
-	waitFor(t, "the broken pair to be logged", func() bool {
+	testwait.For(t, "the broken pair to be logged", func() bool {
 		serial, err := servedSerial(addr) // handshakes drive the check
 		if err != nil || serial.Cmp(second.leaf.SerialNumber) != 0 {
 			t.Fatalf("after a broken pair: serial %v, err %v; want the previous certificate", serial, err)
