@@ -80,22 +80,10 @@ func startLegacy(t testing.TB, cfg *config.Config, log *zap.Logger, keys ...stri
 	}
 	main := lns["listen"]
 	delete(lns, "listen")
-	srv, err := server.New(server.Options{Config: cfg, Logger: log, Version: "test", Listeners: lns})
-	if err != nil {
-		t.Fatalf("server.New: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.RunListener(ctx, main) }()
-	var once sync.Once
-	var runErr error
-	stop := func() error {
-		once.Do(func() { cancel(); runErr = <-done })
-		return runErr
-	}
-	t.Cleanup(func() { _ = stop() })
+	r := serve(t, server.Options{Config: cfg, Logger: log, Version: "test", Listeners: lns}, main)
+	srv := r.srv
 	ls := &legacyServer{
-		running: &running{base: "http://" + addr["listen"], srv: srv, stop: stop},
+		running: r,
 		addr:    addr,
 		caPEM:   srv.LocalCACertificate(),
 		roots:   x509.NewCertPool(),

@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -98,21 +97,7 @@ func startNotifying(t *testing.T, cfg *config.Config) *running {
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	srv, err := server.New(server.Options{Config: cfg, Version: "test", NotifyInterval: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatalf("server.New: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.RunListener(ctx, ln) }()
-	var once sync.Once
-	var runErr error
-	stop := func() error {
-		once.Do(func() { cancel(); runErr = <-done })
-		return runErr
-	}
-	t.Cleanup(func() { _ = stop() })
-	return &running{base: "http://" + ln.Addr().String(), srv: srv, stop: stop}
+	return serve(t, server.Options{Config: cfg, Version: "test", NotifyInterval: 20 * time.Millisecond}, ln)
 }
 
 // webhookStatus reads /_sidekey/status's webhooks section.

@@ -73,7 +73,14 @@ func startServer(t *testing.T, cfg *config.Config, log *zap.Logger, now func() t
 	if log == nil {
 		log = zap.NewNop()
 	}
-	srv, err := server.New(server.Options{Config: cfg, Logger: log, Version: "test", Now: now})
+	return serve(t, server.Options{Config: cfg, Logger: log, Version: "test", Now: now}, ln)
+}
+
+// serve builds a Server from opts and runs it on ln until the test ends
+// (or its stop is called).
+func serve(t testing.TB, opts server.Options, ln net.Listener) *running {
+	t.Helper()
+	srv, err := server.New(opts)
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}
