@@ -62,8 +62,9 @@ type Server struct {
 	loopback bool // the listener is loopback: admins are trusted, callers not required
 	client   *http.Client
 	store    store.Store
-	conns    *registry // connections: runtime tenants, LRU-bounded
-	sessions *sessions // per-customer sessions (sessions.go)
+	conns    *registry   // connections: runtime tenants, LRU-bounded
+	sessions *sessions   // per-customer sessions (sessions.go)
+	logins   loginLimits // open login starts per tenant (flows.go)
 
 	notifier    *notify.Notifier // webhooks; nil without any
 	states      *stateWatch      // what notifier was last told of each tenant
@@ -191,6 +192,7 @@ func New(opts Options) (*Server, error) {
 	s.watchReplicas(bg)
 	s.background.Go(func() { s.sweepIdle(bg) })
 	s.background.Go(func() { s.sweepSessionsEvery(bg) })
+	s.background.Go(func() { s.sweepFlowsEvery(bg) })
 	s.startNotify(bg)
 	s.ready.Store(true)
 	return s, nil

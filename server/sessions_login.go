@@ -67,6 +67,9 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		proxy.WriteError(w, http.StatusNotFound, proxy.CodeSessionsNotEnabled, name, "tenant "+name+" has no per-customer sessions", 0)
 		return
 	}
+	if s.refuseLoginFlood(w, name) {
+		return
+	}
 	returnTo := r.URL.Query().Get("return_to")
 	if !conf.ReturnAllowed(returnTo) {
 		proxy.WriteError(w, http.StatusBadRequest, proxy.CodeReturnToNotAllowed, name,
