@@ -87,6 +87,30 @@ func (r *fileReader) serveFiles(c *Config) {
 		r.keyPair(&c.TLS)
 	}
 	r.certificates("tls.ca_root_file", &c.TLS.CARootFile)
+	r.localCA(&c.LocalCA)
+}
+
+// localCA checks that local_ca's files, when set, hold a CA certificate and
+// its private key (the server reads them again at start).
+func (r *fileReader) localCA(ca *LocalCA) {
+	if ca.CertFile == "" || ca.KeyFile == "" {
+		return
+	}
+	r.checkMode("local_ca.key_file", ca.KeyFile)
+	certPEM, certOK := r.read("local_ca.cert_file", &ca.CertFile)
+	keyPEM, keyOK := r.read("local_ca.key_file", &ca.KeyFile)
+	if !certOK || !keyOK {
+		return
+	}
+	pair, err := tls.X509KeyPair([]byte(certPEM), []byte(keyPEM))
+	if err != nil {
+		// The error names no content; the files are named instead.
+		r.problems.addf("local_ca.key_file", "%s and %s are not a PEM certificate and its private key", ca.CertFile, ca.KeyFile)
+		return
+	}
+	if cert, err := x509.ParseCertificate(pair.Certificate[0]); err != nil || !cert.IsCA {
+		r.problems.addf("local_ca.cert_file", "%s is not a CA certificate (basic constraints CA:TRUE): it cannot issue the listeners' certificates", ca.CertFile)
+	}
 }
 
 // storeKey checks that storage.key_file, when set, can be read; only the
