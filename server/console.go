@@ -47,6 +47,7 @@ const consoleAttentionMax = 100
 // consoleRoutes registers the console and its assets on mux.
 func (s *Server) consoleRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /_sidekey/{$}", s.adminOnly(http.HandlerFunc(s.console)))
+	mux.Handle("GET /_sidekey", http.RedirectHandler("/_sidekey/", http.StatusMovedPermanently))
 	assets, _ := fs.Sub(consoleFiles, "console") // cannot fail: the directory is embedded
 	files := http.StripPrefix("/_sidekey/console/", http.FileServerFS(assets))
 	mux.HandleFunc("GET /_sidekey/console/{file}", func(w http.ResponseWriter, r *http.Request) {

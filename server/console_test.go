@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -113,5 +114,20 @@ func TestConsoleNeedsTheAdminTokenOffLoopback(t *testing.T) {
 	}
 	if got := do(t, "GET", r.base+"/_sidekey/", nil, map[string]string{"Authorization": "Bearer admin-token-1"}); got.status != 200 {
 		t.Errorf("with the admin token: %d; want 200", got.status)
+	}
+}
+
+// TestConsoleWithoutTheSlash: /_sidekey (no tenant can be named so) sends
+// the browser to the console.
+func TestConsoleWithoutTheSlash(t *testing.T) {
+	r := start(t, &config.Config{}, nil)
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.Get(r.base + "/_sidekey")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMovedPermanently || resp.Header.Get("Location") != "/_sidekey/" {
+		t.Errorf("GET /_sidekey: %d to %q; want 301 to /_sidekey/", resp.StatusCode, resp.Header.Get("Location"))
 	}
 }

@@ -258,7 +258,7 @@ func (s *Server) routes() http.Handler {
 		proxy.WriteError(w, http.StatusNotFound, proxy.CodeNotFound, "", "no such sidekey endpoint", 0)
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.RequestURI, "/_sidekey/") {
+		if strings.HasPrefix(r.RequestURI, "/_sidekey/") || r.RequestURI == "/_sidekey" {
 			mux.ServeHTTP(w, r)
 			return
 		}
