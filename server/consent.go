@@ -233,10 +233,7 @@ func (s *Server) takeFlow(ctx context.Context, q url.Values, r *http.Request) (s
 	state := q.Get("state")
 	var candidates []string
 	if state != "" {
-		candidates = append(candidates, state)
-		if n := nonceInState(state); n != "" {
-			candidates = append(candidates, n)
-		}
+		candidates = providers.StateNonces(state)
 	} else {
 		n, err := s.boundFlow(ctx, r)
 		if err != nil {
@@ -322,27 +319,6 @@ func (s *Server) boundFlow(ctx context.Context, r *http.Request) (string, error)
 		return "", errors.New("the callback has no state, and it matches no consent this browser started in the last 10 minutes")
 	}
 	return found[0], nil
-}
-
-// nonceInState decodes a SCAYLE-style state (base64 JSON with a nonce
-// claim); "" when state is not one.
-func nonceInState(state string) string {
-	if len(state) > 4096 {
-		return ""
-	}
-	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
-		b, err := enc.DecodeString(state)
-		if err != nil {
-			continue
-		}
-		var claims struct {
-			Nonce string `json:"nonce"`
-		}
-		if json.Unmarshal(b, &claims) == nil {
-			return claims.Nonce
-		}
-	}
-	return ""
 }
 
 // randomNonce returns 32 random bytes, base64url.

@@ -3,6 +3,8 @@ package server
 import (
 	"encoding/base64"
 	"testing"
+
+	"github.com/sidekey/sidekey/providers"
 )
 
 // FuzzCallbackState feeds arbitrary callback states to the decoding the
@@ -19,7 +21,7 @@ func FuzzCallbackState(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, state string) {
-		for _, candidate := range []string{state, nonceInState(state)} {
+		for _, candidate := range providers.StateNonces(state) {
 			if validNonce(candidate) {
 				if len(candidate) != 43 {
 					t.Fatalf("accepted %q as a nonce", candidate)
