@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -25,6 +26,11 @@ func (r *redisStore) fail(ctx context.Context, op string, err error) error {
 		return ErrClosed
 	case ctx.Err() != nil:
 		return fmt.Errorf("store: redis at %s: %s: %w", r.addr, op, ctx.Err())
+	case deadlinePassed(ctx):
+		// go-redis bounds the socket by ctx's deadline: its i/o timeout
+		// can come a moment before ctx says so itself. It is the caller's
+		// deadline, not Redis going away.
+		return fmt.Errorf("store: redis at %s: %s: %w", r.addr, op, context.DeadlineExceeded)
 	case errors.As(err, &reply) && !serverUnavailable(err):
 		return fmt.Errorf("store: redis at %s: %s: %w", r.addr, op, err)
 	}
@@ -34,6 +40,12 @@ func (r *redisStore) fail(ctx context.Context, op string, err error) error {
 		cc.ReloadState(ctx)
 	}
 	return &unavailableError{addr: r.addr, op: op, err: err}
+}
+
+// deadlinePassed reports whether ctx has a deadline and it has passed.
+func deadlinePassed(ctx context.Context) bool {
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
 }
 
 // serverUnavailable reports whether an error reply means the server cannot
