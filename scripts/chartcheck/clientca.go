@@ -108,7 +108,11 @@ func placeholderCA() ([]byte, error) {
 // placeholderKeyPair returns a fresh self-signed server certificate and its
 // key as PEM: what extract puts in tls.cert_file and tls.key_file, which
 // `sidekey check` reads (the real ones live in a Secret outside the chart).
-func placeholderKeyPair() (certPEM, keyPEM []byte, err error) {
+func placeholderKeyPair() (certPEM, keyPEM []byte, err error) { return placeholderPair(false) }
+
+// placeholderPair makes a self-signed placeholder certificate and its key:
+// a CA's (as local_ca holds) when ca is set, else a server's.
+func placeholderPair(ca bool) (certPEM, keyPEM []byte, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, fmt.Errorf("chartcheck: placeholder key: %w", err)
@@ -122,6 +126,10 @@ func placeholderKeyPair() (certPEM, keyPEM []byte, err error) {
 		NotAfter:     now.Add(24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	if ca {
+		tmpl.Subject.CommonName, tmpl.DNSNames, tmpl.ExtKeyUsage = "chartcheck placeholder local CA", nil, nil
+		tmpl.IsCA, tmpl.BasicConstraintsValid, tmpl.KeyUsage = true, true, x509.KeyUsageCertSign|x509.KeyUsageDigitalSignature
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {

@@ -52,9 +52,17 @@ func extract(docs []obj, dir string, stdout io.Writer) error {
 		}
 		fmt.Fprintln(stdout, "  tls certificate and key (placeholder)")
 	}
+	localCADir := filepath.Join(dir, "local-ca")
+	if str(cfg, "local_ca", "cert_file") != "" {
+		// sidekey check reads local_ca as serve does: a CA and its key.
+		if err := writePlaceholderLocalCA(localCADir); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "  local CA certificate and key (placeholder)")
+	}
 	for _, path := range slices.Sorted(maps.Keys(files)) {
 		if strings.HasPrefix(path, TLSDir+"/") || isLocalCAFile(path) {
-			continue // tls: written above; local_ca cert_file and key_file: read by serve, not by check
+			continue // tls and local_ca: written above
 		}
 		if name, ok := strings.CutPrefix(path, ClientCADir+"/"); ok {
 			if err := writePlaceholderCA(caDir, name); err != nil {
@@ -84,6 +92,7 @@ func extract(docs []obj, dir string, stdout io.Writer) error {
 	text = strings.ReplaceAll(text, SecretDir+"/", secretDir+"/")
 	text = strings.ReplaceAll(text, ClientCADir+"/", caDir+"/")
 	text = strings.ReplaceAll(text, TLSDir+"/", tlsDir+"/")
+	text = strings.ReplaceAll(text, LocalCADir+"/", localCADir+"/")
 	if err := os.WriteFile(filepath.Join(dir, "sidekey.yaml"), []byte(text), 0o600); err != nil {
 		return fmt.Errorf("chartcheck: %w", err)
 	}
@@ -105,6 +114,25 @@ func writePlaceholderKeyPair(certPath, keyPath string) error {
 			return fmt.Errorf("chartcheck: %w", err)
 		}
 		if err := os.WriteFile(path, content, 0o600); err != nil {
+			return fmt.Errorf("chartcheck: %w", err)
+		}
+	}
+	return nil
+}
+
+// writePlaceholderLocalCA writes a placeholder local CA, tls.crt and
+// tls.key, into dir (the layout of the kubernetes.io/tls Secret mounted at
+// LocalCADir).
+func writePlaceholderLocalCA(dir string) error {
+	certPEM, keyPEM, err := placeholderPair(true)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("chartcheck: %w", err)
+	}
+	for name, content := range map[string][]byte{"tls.crt": certPEM, "tls.key": keyPEM} {
+		if err := os.WriteFile(filepath.Join(dir, name), content, 0o600); err != nil {
 			return fmt.Errorf("chartcheck: %w", err)
 		}
 	}

@@ -43,6 +43,6 @@ func checkLocalCA(c *checker, r *rendered) {
 	}
 }
 
-// isLocalCAFile reports whether path is a local_ca file: read by serve,
-// not by check, and in its own Secret.
+// isLocalCAFile reports whether path is a local_ca file: in its own
+// Secret (extract writes a placeholder CA there for sidekey check).
 func isLocalCAFile(path string) bool { return strings.HasPrefix(path, LocalCADir+"/") }
