@@ -26,7 +26,6 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/sidekey/sidekey/bench/internal/benchutil"
@@ -116,29 +115,16 @@ func run(n, active, requests, conc int) error {
 		}
 		return time.Since(start), nil
 	}
-	var mu sync.Mutex
-	var first []time.Duration
-	if err := benchutil.Parallel(active, conc, func(i int) error {
-		d, err := get(i)
-		mu.Lock()
-		first = append(first, d)
-		mu.Unlock()
-		return err
-	}); err != nil {
+	first, err := benchutil.Timed(active, conc, func(i int) (time.Duration, error) { return get(i) })
+	if err != nil {
 		return err
 	}
 	runtime.GC()
 	warm := benchutil.Sample()
 
 	// Latency of loaded tenants.
-	var loaded []time.Duration
-	if err := benchutil.Parallel(requests, conc, func(i int) error {
-		d, err := get((i * 7919) % active)
-		mu.Lock()
-		loaded = append(loaded, d)
-		mu.Unlock()
-		return err
-	}); err != nil {
+	loaded, err := benchutil.Timed(requests, conc, func(i int) (time.Duration, error) { return get((i * 7919) % active) })
+	if err != nil {
 		return err
 	}
 
@@ -150,14 +136,8 @@ func run(n, active, requests, conc int) error {
 		return err
 	}
 	tokensBefore := sim.TokenRequests()
-	var reloaded []time.Duration
-	if err := benchutil.Parallel(min(half, 5000), conc, func(i int) error {
-		d, err := get(i)
-		mu.Lock()
-		reloaded = append(reloaded, d)
-		mu.Unlock()
-		return err
-	}); err != nil {
+	reloaded, err := benchutil.Timed(min(half, 5000), conc, func(i int) (time.Duration, error) { return get(i) })
+	if err != nil {
 		return err
 	}
 	extraTokens := sim.TokenRequests() - tokensBefore

@@ -190,27 +190,15 @@ func run(n, active, logins, requests, conc int) error {
 	stride := max(n/active, 1)
 	activeIdx := func(k int) int { return (k * stride) % n }
 	tokensBefore := sim.TokenRequests()
-	var first []time.Duration
-	if err := benchutil.Parallel(active, conc, func(k int) error {
-		d, err := get(activeIdx(k))
-		mu.Lock()
-		first = append(first, d)
-		mu.Unlock()
-		return err
-	}); err != nil {
+	first, err := benchutil.Timed(active, conc, func(k int) (time.Duration, error) { return get(activeIdx(k)) })
+	if err != nil {
 		return err
 	}
 	runtime.GC()
 	warm := benchutil.Sample()
 
-	var loaded []time.Duration
-	if err := benchutil.Parallel(requests, conc, func(i int) error {
-		d, err := get(activeIdx((i * 7919) % active))
-		mu.Lock()
-		loaded = append(loaded, d)
-		mu.Unlock()
-		return err
-	}); err != nil {
+	loaded, err := benchutil.Timed(requests, conc, func(i int) (time.Duration, error) { return get(activeIdx((i * 7919) % active)) })
+	if err != nil {
 		return err
 	}
 	extraTokens := sim.TokenRequests() - tokensBefore

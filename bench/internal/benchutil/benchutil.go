@@ -72,3 +72,18 @@ func Percentile(ds []time.Duration, p float64) string {
 	i := min(len(s)-1, int(float64(len(s))*p/100))
 	return s[i].Round(10 * time.Microsecond).String()
 }
+
+// Timed runs get(0..n-1) on conc goroutines, like Parallel, and returns the
+// duration each call reported, in completion order.
+func Timed(n, conc int, get func(i int) (time.Duration, error)) ([]time.Duration, error) {
+	var mu sync.Mutex // guards ds
+	ds := make([]time.Duration, 0, n)
+	err := Parallel(n, conc, func(i int) error {
+		d, err := get(i)
+		mu.Lock()
+		ds = append(ds, d)
+		mu.Unlock()
+		return err
+	})
+	return ds, err
+}
