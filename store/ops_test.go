@@ -51,6 +51,15 @@ func fill(t *testing.T, s Store, n int) {
 	}
 }
 
+// fillClosed opens the store cfg configures, fills it with n values and
+// closes it again.
+func fillClosed(t *testing.T, cfg config.Storage, n int) {
+	t.Helper()
+	s := openCfg(t, cfg)
+	fill(t, s, n)
+	s.Close()
+}
+
 // checkFilled checks that s holds exactly what fill(n) stored.
 func checkFilled(t *testing.T, s Store, n int) {
 	t.Helper()
@@ -102,9 +111,7 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 	for _, c := range opsCases {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := c.storage(t, 1)
-			s := openCfg(t, cfg)
-			fill(t, s, 50)
-			s.Close()
+			fillClosed(t, cfg, 50)
 
 			data := backupOf(t, cfg)
 			if bytes.Contains(data, []byte("secret-token-")) {
@@ -137,12 +144,10 @@ func TestRestoreRefusesANonEmptyStoreUnlessForced(t *testing.T) {
 	for _, c := range opsCases {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := c.storage(t, 1)
-			s := openCfg(t, cfg)
-			fill(t, s, 3)
-			s.Close()
+			fillClosed(t, cfg, 3)
 			data := backupOf(t, cfg)
 
-			s = openCfg(t, cfg)
+			s := openCfg(t, cfg)
 			mustStore(t, s, "tenants/newer/token", "newer")
 			s.Close()
 			_, err := Restore(ctxT(t), bytes.NewReader(data), RestoreOptions{Storage: cfg})
@@ -165,9 +170,7 @@ func TestRestoreRefusesANonEmptyStoreUnlessForced(t *testing.T) {
 
 func TestRestoreRefusesWrongInputsWritingNothing(t *testing.T) {
 	cfg := opsCases[0].storage(t, 1)
-	s := openCfg(t, cfg)
-	fill(t, s, 3)
-	s.Close()
+	fillClosed(t, cfg, 3)
 	data := backupOf(t, cfg)
 
 	otherKey := filepath.Join(t.TempDir(), "other-key")
@@ -215,9 +218,7 @@ func TestRestoreRefusesWrongInputsWritingNothing(t *testing.T) {
 
 func TestBackupRefusesAKeyThatDoesNotOpenTheStore(t *testing.T) {
 	cfg := opsCases[0].storage(t, 1)
-	s := openCfg(t, cfg)
-	fill(t, s, 1)
-	s.Close()
+	fillClosed(t, cfg, 1)
 	writeFile(t, cfg.KeyFile, testKey(2), 0o600)
 	_, err := Backup(ctxT(t), &bytes.Buffer{}, BackupOptions{Storage: cfg})
 	if !errors.Is(err, ErrWrongKey) || !strings.Contains(err.Error(), cfg.KeyFile) {
@@ -261,9 +262,7 @@ func TestRekey(t *testing.T) {
 	for _, c := range opsCases {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := c.storage(t, 1)
-			s := openCfg(t, cfg)
-			fill(t, s, 40)
-			s.Close()
+			fillClosed(t, cfg, 40)
 
 			newKeyFile := filepath.Join(t.TempDir(), "new-key")
 			writeFile(t, newKeyFile, testKey(2), 0o600)
@@ -294,9 +293,7 @@ func TestRekey(t *testing.T) {
 
 func TestRekeyGeneratesAMissingKeyFile(t *testing.T) {
 	cfg := opsCases[0].storage(t, 1)
-	s := openCfg(t, cfg)
-	fill(t, s, 2)
-	s.Close()
+	fillClosed(t, cfg, 2)
 	newKeyFile := filepath.Join(t.TempDir(), "gen", "key")
 	info, err := Rekey(ctxT(t), RekeyOptions{Storage: cfg, NewKeyFile: newKeyFile})
 	if err != nil || !info.KeyCreated {
@@ -323,14 +320,12 @@ func TestStoreFormat(t *testing.T) {
 	for _, c := range opsCases {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := c.storage(t, 1)
-			s := openCfg(t, cfg)
-			fill(t, s, 2)
-			s.Close()
+			fillClosed(t, cfg, 2)
 
 			// A format 1 store (no format or fingerprint record) opens and is upgraded.
 			setMeta(t, cfg, formatRecord, nil)
 			setMeta(t, cfg, fingerprintRecord, nil)
-			s = openCfg(t, cfg)
+			s := openCfg(t, cfg)
 			checkFilled(t, s, 2)
 			s.Close()
 			if got := getMeta(t, cfg, formatRecord); string(got) != "2" {
