@@ -1,9 +1,6 @@
 package server_test
 
 import (
-	"bufio"
-	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -13,29 +10,11 @@ import (
 )
 
 // sendRaw writes raw bytes on one connection and reads every response until
-// the server closes it or goes quiet.
+// the server closes it or goes quiet (see pipeline).
 func sendRaw(t *testing.T, addr, raw string) []*http.Response {
 	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := io.WriteString(conn, raw); err != nil {
-		t.Fatal(err)
-	}
-	_ = conn.SetReadDeadline(time.Now().Add(time.Second))
-	br := bufio.NewReader(conn)
-	var out []*http.Response
-	for {
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			return out
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		out = append(out, resp)
-	}
+	resps, _ := pipeline(t, addr, raw)
+	return resps
 }
 
 // TestNoRequestSmuggling sends framing tricks (conflicting Content-Length
