@@ -143,27 +143,38 @@ type fleetRun struct {
 	maxLatency    time.Duration
 }
 
+// fleetFiles makes a directory for a fleet's config files with a shared
+// store key in it, and the buffer its replicas log into: shown when the
+// test fails, and checked to hold none of secrets when it ends.
+func fleetFiles(t *testing.T, secrets ...string) (dir, keyFile string, logs *syncBuffer) {
+	t.Helper()
+	dir = t.TempDir()
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	keyFile = filepath.Join(dir, "store.key")
+	if err := os.WriteFile(keyFile, key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logs = &syncBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("replicas' logs:\n%s", logs.String())
+		}
+		for _, secret := range secrets {
+			if strings.Contains(logs.String(), secret) {
+				t.Error("a secret reached a replica's log")
+			}
+		}
+	})
+	return dir, keyFile, logs
+}
+
 // runFleet starts one sidekey per storage section over shop, connects the
 // shop through the first, and sends traffic from 2 workers per replica
 // until d has passed, calling during once, at half time, in the middle.
 func runFleet(t *testing.T, s *shop, storages []string, d time.Duration, during func(replicas []*child)) fleetRun {
 	t.Helper()
-	dir := t.TempDir()
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
-	keyFile := filepath.Join(dir, "store.key")
-	if err := os.WriteFile(keyFile, key, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	logs := &syncBuffer{}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("replicas' logs:\n%s", logs.String())
-		}
-		if strings.Contains(logs.String(), s.secret) || strings.Contains(logs.String(), s.shopSecret) {
-			t.Error("a secret reached a replica's log")
-		}
-	})
+	dir, keyFile, logs := fleetFiles(t, s.secret, s.shopSecret)
 	var replicas []*child
 	for i, st := range storages {
 		addr := freeAddr(t)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"crypto/rand"
 	"fmt"
 	"io"
 	"net/http"
@@ -73,19 +72,7 @@ func TestFleetRateLimitHoldsAcrossReplicas(t *testing.T) {
 	var seen arrivals
 	api := seen.front(t, ist.APIURL())
 
-	dir := t.TempDir()
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
-	keyFile := filepath.Join(dir, "store.key")
-	if err := os.WriteFile(keyFile, key, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	logs := &syncBuffer{}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("replicas' logs:\n%s", logs.String())
-		}
-	})
+	dir, keyFile, logs := fleetFiles(t, "ist-secret-do-not-leak")
 	var replicas []*child
 	for i := range 3 {
 		addr := freeAddr(t)
