@@ -132,9 +132,22 @@ func (s *Server) newTenant(name string, spec *providers.Tenant, rl config.RateLi
 		Prefix:   spec.Inject.Prefix,
 		Suffix:   spec.Inject.Suffix,
 		Headers:  spec.Headers,
-		Limit:    proxy.RateLimit{RPS: rl.RPS, Burst: rl.Burst, MaxWait: time.Duration(rl.MaxWait), Shared: store.SharedBucket(s.store, name)},
+		Limit:    s.rateLimit(name, rl),
 	})
 	return t
+}
+
+// rateLimit is tenant name's limit for the proxy: shared by the fleet when
+// the store can share it (redis), and only when there is a limit — a
+// shared bucket starts the store's replica heartbeat.
+func (s *Server) rateLimit(name string, rl config.RateLimit) proxy.RateLimit {
+	limit := proxy.RateLimit{RPS: rl.RPS, Burst: rl.Burst, MaxWait: time.Duration(rl.MaxWait)}
+	if rl.RPS > 0 {
+		if b := store.SharedBucket(s.store, name); b != nil {
+			limit.Shared = b
+		}
+	}
+	return limit
 }
 
 // tokenKey is a tenant's token record in the store.
